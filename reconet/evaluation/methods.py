@@ -1,0 +1,201 @@
+"""What is evaluated: the unstylized input, a reconet model file, or a folder of stylized frames.
+
+Each method turns an :class:`~reconet.evaluation.sources.EvalPair` into its two output frames
+(frame N, frame N+1), (1, 3, H, W) RGB [0, 1] at the pair's resolution. Consecutive pairs share
+a frame, so the last frame produced is cached and never stylized twice.
+
+Stylized-frame folders (outputs of another tool) are looked up by the identity of the frame:
+
+- Sintel: ``DIR/PASS/SCENE/frame_NNNN.EXT`` or ``DIR/SCENE/frame_NNNN.EXT`` (the Sintel frame
+  names, any image suffix; the PASS level is needed only to tell passes apart);
+- video: ``DIR/SCENE/*`` if that folder exists, else ``DIR/*``; image files in natural sort
+  order (``frame_2`` before ``frame_10``), the k-th file is frame k (0-based).
+
+A stylized frame must have the input frame's original size or the evaluation size; original
+sized frames are downscaled exactly like the input frames.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from reconet.evaluation.sources import EvalPair, EvaluationError, resize_frame
+from reconet.image import IMAGE_SUFFIXES, load_image
+
+INPUT_NAME = "input"
+
+
+@dataclass
+class MethodSpec:
+    """One entry of the comparison: ``kind`` is "baseline", "model" or "frames"."""
+
+    name: str
+    kind: str
+    path: Path | None = None
+
+    @classmethod
+    def parse(cls, kind: str, text: str) -> MethodSpec:
+        """``PATH`` or ``NAME=PATH``; the default name is the file or folder name without suffix."""
+        name, sep, path = text.partition("=")
+        if not sep:
+            path, name = text, ""
+        if not path:
+            raise EvaluationError(f"empty path in {text!r} (expected PATH or NAME=PATH)")
+        p = Path(path)
+        return cls(name=name or (p.stem if p.suffix else p.name), kind=kind, path=p)
+
+
+def _cache_key(pair: EvalPair, offset: int) -> tuple[str | None, str, int]:
+    return (pair.pass_name, pair.scene, pair.frame + offset)
+
+
+@dataclass
+class _FrameCache:
+    """Remembers the most recent frame so frame N+1 of one pair is reused as frame N of the next."""
+
+    key: tuple | None = None
+    value: torch.Tensor | None = None
+
+    def get(self, key: tuple, make) -> torch.Tensor:
+        if key != self.key:
+            self.value = make()
+            self.key = key
+        return self.value
+
+
+class InputBaseline:
+    """The unstylized input frames: the reference level every ratio is taken against."""
+
+    kind = "baseline"
+
+    def __init__(self) -> None:
+        self.name = INPUT_NAME
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "source": None, "meta": {}}
+
+    def outputs(self, pair: EvalPair) -> tuple[torch.Tensor, torch.Tensor]:
+        return pair.frame1, pair.frame2
+
+
+class ModelMethod:
+    """A reconet inference artifact or Lightning checkpoint, run frame by frame."""
+
+    kind = "model"
+
+    def __init__(self, name: str, path: Path, device: torch.device | str = "cpu") -> None:
+        from reconet.models.artifact import load_stylizer
+
+        if not path.is_file():
+            raise EvaluationError(f"model file not found: {path}")
+        self.name = name
+        self.path = path
+        self.device = torch.device(device)
+        model, meta = load_stylizer(path, map_location=self.device)
+        self.model = model.to(self.device).eval()
+        self.meta = meta
+        self._cache = _FrameCache()
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "source": str(self.path), "meta": self.meta}
+
+    @torch.inference_mode()
+    def _stylize(self, frame: torch.Tensor) -> torch.Tensor:
+        return self.model(frame.to(self.device)).output  # (1, 3, H, W) [0, 1]
+
+    def outputs(self, pair: EvalPair) -> tuple[torch.Tensor, torch.Tensor]:
+        # pairs arrive in order, so frame N of this pair is usually frame N+1 of the last one
+        first = self._cache.get(_cache_key(pair, 0), lambda: self._stylize(pair.frame1))
+        second = self._stylize(pair.frame2)
+        self._cache.key, self._cache.value = _cache_key(pair, 1), second
+        return first, second
+
+
+def _natural_key(path: Path) -> list:
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(
+        (p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key
+    )
+
+
+@dataclass
+class FramesMethod:
+    """Already-stylized frames in a folder (see the module docstring for the naming)."""
+
+    name: str
+    path: Path
+    kind: str = "frames"
+    _listings: dict = field(default_factory=dict)
+    _cache: _FrameCache = field(default_factory=_FrameCache)
+
+    def __post_init__(self) -> None:
+        if not self.path.is_dir():
+            raise EvaluationError(f"stylized frames folder not found: {self.path}")
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "source": str(self.path), "meta": {}}
+
+    def _find(self, pair: EvalPair, index: int) -> Path:
+        if pair.pass_name is not None:  # Sintel naming
+            stem = f"frame_{index:04d}"
+            folders = [self.path / pair.pass_name / pair.scene, self.path / pair.scene]
+            for folder in folders:
+                for suffix in IMAGE_SUFFIXES:
+                    candidate = folder / f"{stem}{suffix}"
+                    if candidate.is_file():
+                        return candidate
+            raise EvaluationError(
+                f"{self.path}: no stylized frame {pair.pass_name}/{pair.scene}/{stem}.* "
+                f"(expected {folders[0] / stem}.png or {folders[1] / stem}.png)"
+            )
+        folder = self.path / pair.scene if (self.path / pair.scene).is_dir() else self.path
+        files = self._listings.get(folder)
+        if files is None:
+            files = self._listings[folder] = _image_files(folder)
+        if index >= len(files):
+            raise EvaluationError(
+                f"{folder}: no stylized frame for frame {index} of {pair.scene} ({len(files)} image files found)"
+            )
+        return files[index]
+
+    def _load(self, pair: EvalPair, index: int) -> torch.Tensor:
+        path = self._find(pair, index)
+        image = load_image(path).unsqueeze(0)  # (1, 3, H, W)
+        size = tuple(pair.frame1.shape[-2:])
+        got = tuple(image.shape[-2:])
+        if got == size:
+            return image.to(pair.frame1.device)
+        if got == tuple(pair.original_size):
+            return resize_frame(image, size).to(pair.frame1.device)
+        raise EvaluationError(
+            f"{path}: stylized frame is {got[1]}x{got[0]} but the input frame is "
+            f"{pair.original_size[1]}x{pair.original_size[0]} (evaluated at {size[1]}x{size[0]})"
+        )
+
+    def outputs(self, pair: EvalPair) -> tuple[torch.Tensor, torch.Tensor]:
+        first = self._cache.get(_cache_key(pair, 0), lambda: self._load(pair, pair.frame))
+        second = self._load(pair, pair.frame + 1)
+        self._cache.key, self._cache.value = _cache_key(pair, 1), second
+        return first, second
+
+
+def build_method(spec: MethodSpec, device: torch.device | str = "cpu"):
+    """A method object for a :class:`MethodSpec`."""
+    if spec.kind == "baseline":
+        if spec.name != INPUT_NAME:
+            raise EvaluationError(f"unknown baseline {spec.name!r}; available: {INPUT_NAME!r}")
+        return InputBaseline()
+    if spec.path is None:
+        raise EvaluationError(f"{spec.kind} {spec.name!r} needs a path")
+    if spec.kind == "model":
+        return ModelMethod(spec.name, spec.path, device)
+    if spec.kind == "frames":
+        return FramesMethod(spec.name, spec.path)
+    raise EvaluationError(f"unknown method kind {spec.kind!r}")
