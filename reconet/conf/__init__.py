@@ -1,0 +1,1 @@
+"""Hydra configuration for ``reconet-train`` (found with ``initialize_config_module("reconet.conf")``)."""

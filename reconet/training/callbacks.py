@@ -1,0 +1,239 @@
+"""Training callbacks: TensorBoard images, inference-artifact export, stylized samples.
+
+Visualisation and export live here rather than in the LightningModule so that the module
+stays a pure optimisation loop and each of these can be switched off from config
+(``callbacks.temporal_images=null``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.loggers import TensorBoardLogger
+from pytorch_lightning.utilities import rank_zero_only
+
+from reconet.evaluation.temporal import temporal_error_map
+from reconet.image import save_image
+
+# Heat-map scale: the colour map saturates at this RMS difference (in [0, 1] RGB units)
+# so that images from different steps and runs are comparable.
+HEATMAP_MAX_RMS = 0.25
+# Tiles are downscaled to at most this width for TensorBoard (event files stay small).
+TILE_MAX_WIDTH = 512
+
+
+def _fixed_sample(trainer: pl.Trainer, index: int) -> dict[str, Any] | None:
+    datamodule = getattr(trainer, "datamodule", None)
+    getter = getattr(datamodule, "fixed_val_sample", None)
+    return getter(index) if getter is not None else None
+
+
+def heatmap(values: torch.Tensor, vmax: float, colormap: str = "inferno") -> torch.Tensor:
+    """(1, H, W) non-negative values -> (3, H, W) RGB colour image in [0, 1] (values / vmax clipped)."""
+    from matplotlib import colormaps  # imported lazily: only needed when images are logged
+
+    if values.ndim != 3 or values.shape[0] != 1:
+        raise ValueError(f"heatmap expects (1, H, W), got {tuple(values.shape)}")
+    scaled = (values[0].detach().float().cpu() / vmax).clamp(0.0, 1.0).numpy()  # (H, W)
+    rgba = colormaps[colormap](scaled)  # (H, W, 4) float64
+    return torch.from_numpy(rgba[..., :3]).permute(2, 0, 1).float()
+
+
+@torch.no_grad()
+def render_pair(pl_module: pl.LightningModule, sample: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """Stylize one validation pair and compute the masked temporal-difference heat-maps.
+
+    Returns (3, H, W) tensors in [0, 1]: ``input1``, ``input2``, ``output1``, ``output2``,
+    ``input_heat`` and ``output_heat`` (RMS of frame N - warp(frame N+1) per pixel, black where
+    the mask excludes the pixel, saturating at :data:`HEATMAP_MAX_RMS`).
+    """
+    network = pl_module.network
+    device = next(network.parameters()).device
+    frame1 = sample["frame1"].unsqueeze(0).to(device)  # (1, 3, H, W)
+    frame2 = sample["frame2"].unsqueeze(0).to(device)
+    flow = sample["flow"].unsqueeze(0).to(device)  # (1, 2, H, W)
+    mask = sample["mask"].unsqueeze(0).to(device)  # (1, 1, H, W)
+    was_training = network.training
+    network.eval()
+    try:
+        outputs = network(torch.cat([frame1, frame2])).output  # (2, 3, H, W)
+    finally:
+        network.train(was_training)
+    output1, output2 = outputs[:1], outputs[1:]
+
+    def heat(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        error = temporal_error_map(a, b, flow) * mask  # (1, 1, H, W), squared error per channel
+        return heatmap(error[0].sqrt(), HEATMAP_MAX_RMS) * mask[0].cpu()
+
+    return {
+        "input1": frame1[0].cpu(),
+        "input2": frame2[0].cpu(),
+        "output1": output1[0].float().cpu(),
+        "output2": output2[0].float().cpu(),
+        "input_heat": heat(frame1, frame2),
+        "output_heat": heat(output1, output2),
+    }
+
+
+def pair_grid(images: dict[str, torch.Tensor], max_width: int | None = TILE_MAX_WIDTH) -> torch.Tensor:
+    """2 x 3 grid: input N, input N+1, input heat-map / stylized N, stylized N+1, stylized heat-map.
+
+    Tiles wider than ``max_width`` are downscaled (None: keep the full size).
+    """
+    from torchvision.utils import make_grid
+
+    order = ("input1", "input2", "input_heat", "output1", "output2", "output_heat")
+    tiles = torch.stack([images[name] for name in order])  # (6, 3, H, W)
+    height, width = tiles.shape[-2:]
+    if max_width is not None and width > max_width:
+        size = (max(1, round(height * max_width / width)), max_width)
+        tiles = F.interpolate(tiles, size=size, mode="bilinear", align_corners=False, antialias=True)
+    return make_grid(tiles.clamp(0.0, 1.0), nrow=3, padding=2, pad_value=1.0)  # (3, H', W')
+
+
+class TemporalImageLogger(Callback):
+    """Log a fixed validation pair to TensorBoard every ``every_n_steps`` optimizer steps.
+
+    Tag ``val/temporal_pair``: a 2 x 3 grid with input frames N and N+1 and the heat-map of
+    their masked temporal difference (the reference level) above the stylized frames and the
+    heat-map of theirs. Does nothing unless a :class:`TensorBoardLogger` is configured.
+    """
+
+    def __init__(self, every_n_steps: int = 1000, pair_index: int = 0, tag: str = "val/temporal_pair") -> None:
+        if every_n_steps < 1:
+            raise ValueError(f"every_n_steps must be >= 1, got {every_n_steps}")
+        self.every_n_steps = int(every_n_steps)
+        self.pair_index = int(pair_index)
+        self.tag = tag
+        self._last_step: int | None = None
+
+    @staticmethod
+    def _tensorboards(trainer: pl.Trainer) -> list[TensorBoardLogger]:
+        return [logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
+
+    def _log(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        step = trainer.global_step
+        loggers = self._tensorboards(trainer)
+        if not loggers or step == self._last_step:
+            return
+        sample = _fixed_sample(trainer, self.pair_index)
+        if sample is None:
+            return
+        grid = pair_grid(render_pair(pl_module, sample))
+        for logger in loggers:
+            logger.experiment.add_image(self.tag, grid, global_step=step)
+        self._last_step = step
+
+    @rank_zero_only
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._log(trainer, pl_module)  # the untrained network, as a baseline
+
+    @rank_zero_only
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if trainer.global_step % self.every_n_steps == 0:
+            self._log(trainer, pl_module)
+
+    @rank_zero_only
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._log(trainer, pl_module)
+
+
+def artifact_meta(trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, Any]:
+    """JSON-able description stored in the inference artifact."""
+    run = dict(pl_module.hparams.get("run_config") or {})
+    style = run.get("style") or {}
+    loss = run.get("loss") or {}
+    return {
+        "source": "reconet-train",
+        "style": style.get("name"),
+        "style_image": Path(str(style["image"])).name if style.get("image") else None,
+        "global_step": int(trainer.global_step),
+        "epoch": int(trainer.current_epoch),
+        "loss_network": (loss.get("network") or {}).get("used"),
+    }
+
+
+class ArtifactExport(Callback):
+    """Write the inference artifact (:func:`reconet.models.artifact.save_artifact`).
+
+    * with every checkpoint: ``<checkpoint dir>/stylizer-last.pt`` (the checkpoint's weights);
+    * at the end of training: ``<dirpath>/<filename>`` with the final weights, and
+      ``<checkpoint dir>/stylizer-best.pt`` converted from the best checkpoint, if any.
+
+    Files are written atomically by ``save_artifact``, on global rank 0 only.
+    """
+
+    def __init__(self, dirpath: str | Path, filename: str = "stylizer.pt") -> None:
+        self.dirpath = Path(dirpath)
+        self.filename = filename
+
+    def _checkpoint_dir(self, trainer: pl.Trainer) -> Path:
+        callback = trainer.checkpoint_callback
+        dirpath = getattr(callback, "dirpath", None)
+        return Path(dirpath) if dirpath else self.dirpath / "checkpoints"
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
+        if not trainer.is_global_zero:
+            return
+        from reconet.models.artifact import save_artifact
+
+        save_artifact(self._checkpoint_dir(trainer) / "stylizer-last.pt", pl_module.network, artifact_meta(trainer, pl_module))
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        from reconet.models.artifact import load_stylizer, save_artifact
+
+        meta = artifact_meta(trainer, pl_module)
+        save_artifact(self.dirpath / self.filename, pl_module.network, meta)
+        best = getattr(trainer.checkpoint_callback, "best_model_path", "")
+        if best and Path(best).is_file():
+            network, _ = load_stylizer(best)
+            step = torch.load(best, map_location="cpu", weights_only=True).get("global_step", meta["global_step"])
+            save_artifact(self._checkpoint_dir(trainer) / "stylizer-best.pt", network, {**meta, "global_step": int(step)})
+
+
+class SampleExport(Callback):
+    """At the end of training, save the fixed validation pair stylized, as PNG files.
+
+    ``<dirpath>/pair_input1.png``, ``pair_input2.png``, ``pair_stylized1.png``,
+    ``pair_stylized2.png`` and ``pair_grid.png`` (the same 2 x 3 grid as in TensorBoard).
+    """
+
+    def __init__(self, dirpath: str | Path, pair_index: int = 0) -> None:
+        self.dirpath = Path(dirpath)
+        self.pair_index = int(pair_index)
+
+    @rank_zero_only
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        sample = _fixed_sample(trainer, self.pair_index)
+        if sample is None:
+            return
+        images = render_pair(pl_module, sample)
+        self.dirpath.mkdir(parents=True, exist_ok=True)
+        for name, key in (
+            ("pair_input1", "input1"),
+            ("pair_input2", "input2"),
+            ("pair_stylized1", "output1"),
+            ("pair_stylized2", "output2"),
+        ):
+            _save_image_atomic(self.dirpath / f"{name}.png", images[key])
+        _save_image_atomic(self.dirpath / "pair_grid.png", pair_grid(images, max_width=None))
+
+
+def _save_image_atomic(path: Path, image: torch.Tensor) -> None:
+    """save_image to a temporary sibling (same suffix, so the format is kept), then rename."""
+    temp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    try:
+        save_image(temp, image)
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)

@@ -1,0 +1,221 @@
+"""Build a training run from a composed config, check it, and fit.
+
+:func:`prepare` turns the config into objects (network, objective, data, callbacks, loggers,
+trainer) and fails with a one-line :class:`ConfigError` on anything that would stop training
+later -- a missing style image, an unknown model preset, a dataset root that does not exist
+or holds no pairs -- before any training step runs. :func:`train` then fits.
+Used by the ``reconet-train`` CLI and by the tests, on the same config.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from hydra.errors import HydraException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_only
+
+from reconet.data.datamodule import ReCoNetDataModule
+from reconet.image import load_image
+from reconet.training.checkpoint_io import AtomicCheckpointIO
+from reconet.training.config import ConfigError, register_resolvers
+from reconet.training.module import ReCoNetModule
+
+RESOLVED_CONFIG_NAME = "config_resolved.yaml"
+
+
+@dataclass
+class TrainingRun:
+    """Everything :func:`prepare` built; :func:`train` fits it."""
+
+    config: dict[str, Any]  # resolved, JSON-able, with loss.network.used filled in
+    output_dir: Path
+    module: ReCoNetModule
+    datamodule: ReCoNetDataModule
+    trainer: pl.Trainer
+    ckpt_path: str | None
+
+
+@contextmanager
+def _stage(what: str) -> Iterator[None]:
+    """Turn any error of a build stage into a one-line ConfigError naming the stage."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except (OmegaConfBaseException, HydraException, ValueError, OSError, ImportError, TypeError, KeyError) as err:
+        cause = err.__cause__ if isinstance(err, HydraException) and err.__cause__ is not None else err
+        message = " ".join(str(cause).split()) or type(cause).__name__
+        raise ConfigError(f"{what}: {message}") from err
+
+
+def _node(cfg: DictConfig, key: str) -> Any:
+    with _stage(key):
+        value = OmegaConf.select(cfg, key, throw_on_missing=True)
+    if value is None:
+        raise ConfigError(f"{key} is not set")
+    return value
+
+
+# -- builders --------------------------------------------------------------------------------
+def load_style_image(cfg: DictConfig) -> torch.Tensor:
+    """(3, H, W) style image from ``style.image``."""
+    path = Path(str(_node(cfg, "style.image"))).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"style.image: file not found: {path}")
+    with _stage("style.image"):
+        return load_image(path)
+
+
+def build_network(cfg: DictConfig) -> torch.nn.Module:
+    """The stylization network from ``model`` (a preset plus optional overrides)."""
+    from reconet.models import build_reconet
+
+    settings = OmegaConf.to_container(_node(cfg, "model"), resolve=True)
+    preset = settings.pop("preset", "paper")
+    with _stage(f"model (preset {preset!r})"):
+        return build_reconet(preset, **settings)
+
+
+def build_loss(cfg: DictConfig, style_image: torch.Tensor) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The objective and a record of the loss network actually used (name, weights, layers)."""
+    from reconet.losses import ReCoNetLoss
+    from reconet.models.loss_network import build_loss_network
+
+    loss_cfg = OmegaConf.to_container(_node(cfg, "loss"), resolve=True)
+    network_cfg = dict(loss_cfg.pop("network"))
+    network_cfg.pop("used", None)
+    layers = tuple(dict.fromkeys([loss_cfg["content_layer"], *loss_cfg["style_layers"]]))
+    with _stage("loss.network"):
+        # Offline without VGG-16 weights this warns and falls back to the bundled VGG-19.
+        network = build_loss_network(layers=layers, **network_cfg)
+    used = {
+        "name": str(network.name),
+        "weights_source": str(network.weights_source),
+        "layers": list(network.layers),
+    }
+    with _stage("loss"):
+        objective = ReCoNetLoss(network, style_image, **loss_cfg)
+    return objective, used
+
+
+def build_datamodule(cfg: DictConfig) -> ReCoNetDataModule:
+    """The DataModule from ``data``: ``data.train`` / ``data.val`` are dataset factories."""
+    data = _node(cfg, "data")
+    with _stage("data"):
+        train = {name: instantiate(node) for name, node in (data.get("train") or {}).items()}
+        val = {name: instantiate(node) for name, node in (data.get("val") or {}).items()}
+        return ReCoNetDataModule(
+            train,
+            val,
+            size=data.get("size"),
+            val_size=data.get("val_size"),
+            batch_size=data.batch_size,
+            val_batch_size=data.get("val_batch_size"),
+            num_workers=data.get("num_workers", 0),
+            crop=data.get("crop", "random"),
+            hflip=data.get("hflip", False),
+            val_pairs=data.get("val_pairs"),
+            pin_memory=bool(data.get("pin_memory", False)),
+        )
+
+
+def _instantiate_all(cfg: DictConfig, key: str) -> list[Any]:
+    group = OmegaConf.select(cfg, key)
+    if not group:
+        return []
+    objects = []
+    for name, node in group.items():
+        if node is None:
+            continue
+        with _stage(f"{key}.{name}"):
+            objects.append(instantiate(node))
+    return objects
+
+
+def _partial(cfg: DictConfig, key: str) -> Callable[..., Any] | None:
+    node = OmegaConf.select(cfg, key)
+    if node is None:
+        return None
+    with _stage(key):
+        return instantiate(node)
+
+
+@rank_zero_only
+def _write_yaml(path: Path, config: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        OmegaConf.save(OmegaConf.create(config), temp)
+        os.replace(temp, path)
+    finally:
+        Path(temp).unlink(missing_ok=True)
+
+
+# -- the run ---------------------------------------------------------------------------------
+def prepare(cfg: DictConfig) -> TrainingRun:
+    """Build and check everything; raises :class:`ConfigError` (one line) on a bad config."""
+    register_resolvers()
+    output_dir = Path(str(_node(cfg, "output_dir")))
+    ckpt_path = OmegaConf.select(cfg, "ckpt_path")
+    if ckpt_path is not None and ckpt_path not in ("last", "hpc") and not Path(str(ckpt_path)).is_file():
+        raise ConfigError(f"ckpt_path: checkpoint not found: {ckpt_path}")
+
+    # Cheap checks first, so a typo fails in a second, not after loading VGG.
+    style_image = load_style_image(cfg)
+    network = build_network(cfg)
+    datamodule = build_datamodule(cfg)
+    with _stage("data"):
+        datamodule.prepare_data()
+        datamodule.setup("fit")
+    optimizer = _partial(cfg, "optimizer")
+    if optimizer is None:
+        raise ConfigError("optimizer is not set")
+    scheduler = _partial(cfg, "scheduler")
+    objective, used = build_loss(cfg, style_image)
+
+    with _stage("config"):
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+    resolved["loss"]["network"]["used"] = used
+    _write_yaml(output_dir / RESOLVED_CONFIG_NAME, resolved)
+
+    module = ReCoNetModule(network, objective, optimizer, scheduler, model_config=dict(network.config), run_config=resolved)
+
+    callbacks: list[Callback] = _instantiate_all(cfg, "callbacks")
+    loggers = _instantiate_all(cfg, "logger")
+    with _stage("trainer"):
+        trainer = instantiate(
+            cfg.trainer,
+            callbacks=callbacks,
+            logger=loggers if loggers else False,
+            plugins=[AtomicCheckpointIO()],
+        )
+    return TrainingRun(resolved, output_dir, module, datamodule, trainer, ckpt_path)
+
+
+def fit(run: TrainingRun) -> dict[str, float]:
+    """Train; returns the final logged metrics."""
+    run.trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=run.ckpt_path)
+    return {name: float(value) for name, value in run.trainer.callback_metrics.items()}
+
+
+def train(cfg: DictConfig) -> tuple[dict[str, float], TrainingRun]:
+    """Seed, :func:`prepare`, :func:`fit`."""
+    seed = OmegaConf.select(cfg, "seed")
+    if seed is not None:
+        pl.seed_everything(int(seed), workers=True, verbose=False)
+    run = prepare(cfg)
+    metrics = fit(run)
+    return metrics, run
