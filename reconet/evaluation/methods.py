@@ -17,7 +17,6 @@ sized frames are downscaled exactly like the input frames.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -115,16 +114,6 @@ class ModelMethod:
         return first, second
 
 
-def _natural_key(path: Path) -> list:
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
-
-
-def _image_files(folder: Path) -> list[Path]:
-    return sorted(
-        (p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key
-    )
-
-
 @dataclass
 class FramesMethod:
     """Already-stylized frames in a folder (see the module docstring for the naming)."""
@@ -158,7 +147,9 @@ class FramesMethod:
         folder = self.path / pair.scene if (self.path / pair.scene).is_dir() else self.path
         files = self._listings.get(folder)
         if files is None:
-            files = self._listings[folder] = _image_files(folder)
+            from reconet.inference.io import list_image_files
+
+            files = self._listings[folder] = list_image_files(folder)
         if index >= len(files):
             raise EvaluationError(
                 f"{folder}: no stylized frame for frame {index} of {pair.scene} ({len(files)} image files found)"

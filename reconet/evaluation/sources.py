@@ -179,7 +179,7 @@ class VideoSource:
             path = Path(video)
             if not path.exists():
                 raise EvaluationError(f"video not found: {path}")
-            source = open_frames(path)
+            source = open_frames(path, max_frames=max_frames)
             name = path.stem if path.is_file() else path.name
             base, k = name, 2
             while name in names:  # two clips with the same stem stay apart
