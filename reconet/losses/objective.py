@@ -1,0 +1,232 @@
+"""The full ReCoNet training objective.
+
+    total = Σ_{i ∈ {N, N+1}} (α L_content(i) + β L_style(i) + γ L_tv(i)) + λ_f L_f + λ_o L_o
+
+with the normalizations of :mod:`reconet.losses.perceptual` and :mod:`reconet.losses.temporal`.
+The loss network is injected (any ``nn.Module`` mapping a (B, 3, H, W) [0, 1] RGB batch to a
+dict of named features, with a ``layers`` attribute naming them), so tests can pass a small
+fake and training the real VGG.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from reconet.losses.perceptual import content_loss, gram_matrix, style_loss, total_variation
+from reconet.losses.temporal import feature_temporal_loss, output_temporal_loss
+
+# Layer names exist in both VGG-16 and VGG-19 (relu{block}_{conv}), so the defaults work with
+# either network. Content at relu3_3 and style at relu1_2 … relu4_3 as in the ReCoNet paper.
+DEFAULT_CONTENT_LAYER = "relu3_3"
+DEFAULT_STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+
+# Default weights for the normalizations documented in reconet.losses.perceptual/temporal
+# (mean-squared errors, Grams divided by C·H·W, mean-L1 TV, temporal terms divided by D).
+# Chosen from measured unweighted magnitudes at initialization (docs/losses.md,
+# scripts/loss_scale.py): every weighted term is visible in the total at step 0.
+DEFAULT_WEIGHTS = {
+    "alpha": 1.0,  # content
+    "beta": 1.0,  # style
+    "gamma": 1.0,  # total variation
+    "lambda_f": 1.0,  # feature temporal
+    "lambda_o": 1.0,  # output temporal
+}
+
+LOSS_TERMS = ("content", "style", "tv", "temporal_feature", "temporal_output")
+
+
+def _module_device(module: nn.Module, default: torch.device) -> torch.device:
+    for tensor in list(module.parameters()) + list(module.buffers()):
+        return tensor.device
+    return default
+
+
+def _resize_style(image: torch.Tensor, style_size: int | Sequence[int] | None) -> torch.Tensor:
+    """(1, 3, H, W) -> resized copy. An int is the length of the shorter side (aspect kept),
+    a pair is an exact (H, W)."""
+    if style_size is None:
+        return image
+    height, width = image.shape[-2:]
+    if isinstance(style_size, int):
+        if style_size <= 0:
+            raise ValueError(f"style_size must be positive, got {style_size}")
+        scale = style_size / min(height, width)
+        size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    else:
+        size = tuple(int(s) for s in style_size)
+        if len(size) != 2 or min(size) <= 0:
+            raise ValueError(f"style_size must be an int or a positive (H, W) pair, got {style_size!r}")
+    if size == (height, width):
+        return image
+    resized = F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True)
+    return resized.clamp(0.0, 1.0)  # antialiased bilinear can overshoot [0, 1] slightly
+
+
+def _layer_weights(
+    style_layers: tuple[str, ...], weights: Mapping[str, float] | Sequence[float] | None
+) -> dict[str, float] | None:
+    if weights is None:
+        return None
+    if isinstance(weights, Mapping):
+        unknown = [name for name in weights if name not in style_layers]
+        if unknown:
+            raise ValueError(f"style_layer_weights names {unknown} that are not style layers {list(style_layers)}")
+        return {name: float(weights.get(name, 1.0)) for name in style_layers}
+    weights = [float(w) for w in weights]
+    if len(weights) != len(style_layers):
+        raise ValueError(
+            f"style_layer_weights has {len(weights)} values for {len(style_layers)} style layers {list(style_layers)}"
+        )
+    return dict(zip(style_layers, weights))
+
+
+class ReCoNetLoss(nn.Module):
+    """ReCoNet objective: perceptual losses on both frames plus the two temporal losses.
+
+    Args:
+        loss_network: frozen feature extractor, ``forward(x (B, 3, H, W) [0, 1]) -> dict`` of
+            named features, with attribute ``layers`` (the names it returns). It is set to
+            ``requires_grad_(False)`` and kept in eval mode.
+        style_image: (3, H, W) or (1, 3, H, W) RGB in [0, 1]. Its Gram matrices are computed
+            once here and stored as (non-persistent) buffers (1, C, C) that are broadcast over
+            any batch; they follow ``.to(device)``.
+        content_layer: feature name for the content loss.
+        style_layers: feature names for the style loss.
+        style_layer_weights: per-layer weights w_l (mapping name -> weight, or a sequence
+            aligned with ``style_layers``); default 1 each.
+        alpha, beta, gamma: content, style and total-variation weights (applied to the sum
+            over both frames).
+        lambda_f, lambda_o: feature- and output-temporal weights.
+        style_size: resize the style image before computing its Grams: an int sets the
+            shorter side (aspect kept), a pair an exact (H, W); ``None`` keeps it as is.
+    """
+
+    def __init__(
+        self,
+        loss_network: nn.Module,
+        style_image: torch.Tensor,
+        *,
+        content_layer: str = DEFAULT_CONTENT_LAYER,
+        style_layers: Sequence[str] = DEFAULT_STYLE_LAYERS,
+        style_layer_weights: Mapping[str, float] | Sequence[float] | None = None,
+        alpha: float = DEFAULT_WEIGHTS["alpha"],
+        beta: float = DEFAULT_WEIGHTS["beta"],
+        gamma: float = DEFAULT_WEIGHTS["gamma"],
+        lambda_f: float = DEFAULT_WEIGHTS["lambda_f"],
+        lambda_o: float = DEFAULT_WEIGHTS["lambda_o"],
+        style_size: int | Sequence[int] | None = None,
+    ) -> None:
+        super().__init__()
+        style_layers = tuple(style_layers)
+        if not style_layers:
+            raise ValueError("style_layers is empty")
+        available = tuple(getattr(loss_network, "layers", ()))
+        wanted = (content_layer, *style_layers)
+        missing = [name for name in wanted if name not in available]
+        if missing:
+            raise ValueError(f"loss network does not return layer(s) {missing}; it returns {list(available)}")
+        if style_image.ndim == 3:
+            style_image = style_image.unsqueeze(0)
+        if style_image.ndim != 4 or style_image.shape[:2] != (1, 3):
+            raise ValueError(f"style_image must be (3, H, W) or (1, 3, H, W), got shape {tuple(style_image.shape)}")
+
+        self.loss_network = loss_network.requires_grad_(False).eval()
+        self.content_layer = content_layer
+        self.style_layers = style_layers
+        self.style_layer_weights = _layer_weights(style_layers, style_layer_weights)
+        self.weights = {
+            "alpha": float(alpha),
+            "beta": float(beta),
+            "gamma": float(gamma),
+            "lambda_f": float(lambda_f),
+            "lambda_o": float(lambda_o),
+        }
+
+        device = _module_device(loss_network, style_image.device)
+        style = _resize_style(style_image.detach().float(), style_size).to(device)  # (1, 3, Hs, Ws)
+        with torch.no_grad():
+            features = self.loss_network(style)
+        for name in style_layers:
+            # Non-persistent: derived from the style image, recomputed at construction, so they
+            # never make a checkpoint depend on which style image was on disk.
+            self.register_buffer(f"style_gram_{name}", gram_matrix(features[name]).detach(), persistent=False)
+
+    @property
+    def style_grams(self) -> dict[str, torch.Tensor]:
+        """Layer name -> (1, C, C) Gram matrix of the style image."""
+        return {name: getattr(self, f"style_gram_{name}") for name in self.style_layers}
+
+    def train(self, mode: bool = True) -> ReCoNetLoss:
+        super().train(mode)
+        self.loss_network.eval()  # the loss network is a fixed measuring device
+        return self
+
+    def extra_repr(self) -> str:
+        weights = ", ".join(f"{k}={v:g}" for k, v in self.weights.items())
+        return f"content_layer={self.content_layer!r}, style_layers={list(self.style_layers)}, {weights}"
+
+    def forward(
+        self,
+        input1: torch.Tensor,
+        input2: torch.Tensor,
+        result1: Any,
+        result2: Any,
+        flow: torch.Tensor,
+        mask: torch.Tensor,
+    ) -> dict[str, torch.Tensor]:
+        """Weighted loss terms for a batch of frame pairs.
+
+        Args:
+            input1, input2: (B, 3, H, W) frames N and N+1 in [0, 1] (targets; no gradient).
+            result1, result2: the stylization network's results for them (``ReCoNetOutput``
+                or anything with ``.features`` (B, C, H', W') and ``.output`` (B, 3, H, W)).
+            flow: (B, 2, H, W) forward flow N -> N+1.
+            mask: (B, 1, H, W) 1 = use pixel.
+
+        Returns:
+            {"content", "style", "tv", "temporal_feature", "temporal_output", "total"}: 0-dim
+            tensors, each term already multiplied by its weight, "total" their sum.
+        """
+        output1, output2 = result1.output, result2.output
+        shapes = [tuple(t.shape) for t in (input1, input2, output1, output2)]
+        if len(set(shapes)) != 1 or len(shapes[0]) != 4 or shapes[0][1] != 3:
+            raise ValueError(f"input1, input2, output1, output2 must be equal (B, 3, H, W), got {shapes}")
+        batch = shapes[0][0]
+        # Inputs, flow and mask are data: never differentiate through them.
+        input1, input2 = input1.detach(), input2.detach()
+        flow, mask = flow.detach(), mask.detach()
+
+        # One loss-network pass for everything that needs features.
+        stacked = torch.cat([input1.to(output1.dtype), input2.to(output1.dtype), output1, output2])  # (4B, 3, H, W)
+        features = self.loss_network(stacked)  # name -> (4B, C, h, w)
+
+        def chunk(name: str, index: int) -> torch.Tensor:
+            return features[name][index * batch : (index + 1) * batch]  # (B, C, h, w)
+
+        grams = self.style_grams
+        content = 0.0
+        style = 0.0
+        for frame in (0, 1):  # Σ over frames N and N+1
+            target = chunk(self.content_layer, frame).detach()  # content target = input features
+            content = content + content_loss(chunk(self.content_layer, 2 + frame), target)
+            outputs = {name: chunk(name, 2 + frame) for name in self.style_layers}
+            style = style + style_loss(outputs, grams, self.style_layer_weights)
+        tv = total_variation(output1) + total_variation(output2)
+        temporal_f = feature_temporal_loss(result1.features, result2.features, flow, mask)
+        temporal_o = output_temporal_loss(output1, output2, input1, input2, flow, mask)
+
+        w = self.weights
+        terms = {
+            "content": w["alpha"] * content,
+            "style": w["beta"] * style,
+            "tv": w["gamma"] * tv,
+            "temporal_feature": w["lambda_f"] * temporal_f,
+            "temporal_output": w["lambda_o"] * temporal_o,
+        }
+        terms["total"] = sum(terms[name] for name in LOSS_TERMS)
+        return terms
