@@ -1,0 +1,27 @@
+"""Stylization network (ReCoNet), VGG loss networks and the saved-model format.
+
+Images in and out are RGB float in [0, 1], (B, 3, H, W).
+"""
+
+from reconet.models.complexity import conv_macs, conv_macs_per_frame
+from reconet.models.reconet import (
+    MIN_INPUT_SIZE,
+    NORM_LAYERS,
+    PRESETS,
+    ReCoNet,
+    ReCoNetOutput,
+    ResidualBlock,
+    build_reconet,
+)
+
+__all__ = [
+    "MIN_INPUT_SIZE",
+    "NORM_LAYERS",
+    "PRESETS",
+    "ReCoNet",
+    "ReCoNetOutput",
+    "ResidualBlock",
+    "build_reconet",
+    "conv_macs",
+    "conv_macs_per_frame",
+]

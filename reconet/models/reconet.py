@@ -1,0 +1,254 @@
+"""The ReCoNet stylization network (Gao et al., "ReCoNet: Real-time Coherent Video Style
+Transfer Network", ACCV 2018).
+
+Images in and out are RGB float in [0, 1], shaped (B, 3, H, W), like everywhere in reconet.
+
+Architecture (widths c1, c2, c3 and N residual blocks are configurable; the paper preset is
+48/96/192 with N = 4)::
+
+    encoder: reflect-pad conv 9x9 s1 (3 -> c1)   + norm + ReLU     # (B, c1, H,   W)
+             reflect-pad conv 3x3 s2 (c1 -> c2)  + norm + ReLU     # (B, c2, H/2, W/2)
+             reflect-pad conv 3x3 s2 (c2 -> c3)  + norm + ReLU     # (B, c3, H/4, W/4)
+             N x residual block: x + norm(conv(ReLU(norm(conv(x)))))
+    decoder: 2 x [nearest upsample x2 -> reflect-pad conv 3x3 -> norm -> ReLU]
+             (c3 -> c2 at H/2, then c2 -> c1 at H)
+             reflect-pad conv 9x9 (c1 -> 3) -> sigmoid             # (B, 3, H, W) in (0, 1)
+
+Nearest-neighbour upsampling followed by a convolution is used instead of transposed
+convolutions because it avoids checkerboard artifacts (Odena et al., Distill 2016), as the
+paper does.
+
+The output activation is a sigmoid, sigma(z) = 1 / (1 + exp(-z)): it maps every pre-activation
+into the package's image range without clipping, so gradients never vanish at a hard boundary
+(a clamp would) and an 8-bit conversion can never overflow (earlier public code produced
+0-255 floats and multiplied them by 255 again). (tanh(z) + 1) / 2 = sigmoid(2z) is the same
+family, so nothing is lost by this choice.
+
+The encoder output after the residual blocks is returned as ``features``: the feature
+temporal loss compares these maps of consecutive frames (ReCoNet eq. 4).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "MIN_INPUT_SIZE",
+    "NORM_LAYERS",
+    "PRESETS",
+    "ReCoNet",
+    "ReCoNetOutput",
+    "ResidualBlock",
+    "build_reconet",
+]
+
+# Input sides are padded up to a multiple of this (two stride-2 convolutions, two x2 upsamplings).
+SIZE_MULTIPLE = 4
+
+# The smallest input side that works: the padded side P (a multiple of 4) must give a 1/4-scale
+# map of at least 2 pixels, because reflection padding of 1 needs a side > 1 there; so P >= 8 and
+# the input side must be > 4 (5 -> 8 is padded by 3, which reflection allows since 3 < 5).
+MIN_INPUT_SIZE = 5
+
+
+def _instance_norm(channels: int) -> nn.Module:
+    # affine=True: a learned per-channel scale and shift after normalization, as in the paper's
+    # instance-norm layers. No running statistics, so train and eval behave identically.
+    return nn.InstanceNorm2d(channels, affine=True)
+
+
+def _batch_norm(channels: int) -> nn.Module:
+    return nn.BatchNorm2d(channels)
+
+
+def _no_norm(channels: int) -> nn.Module:
+    return nn.Identity()
+
+
+# Registry of normalization layers, keyed by the name stored in ``ReCoNet.config``. A factory
+# takes the channel count and returns a module mapping (B, C, H, W) -> (B, C, H, W). Keeping the
+# choice a registered *name* (not a callable argument) keeps ``config`` JSON-able, so saved
+# models can always be rebuilt. Add an entry here to experiment with e.g. filter response
+# normalization (one public implementation's fix for instance-norm "bubble" artifacts).
+NORM_LAYERS: dict[str, Callable[[int], nn.Module]] = {
+    "instance": _instance_norm,
+    "batch": _batch_norm,
+    "none": _no_norm,
+}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The paper's figure: 48/96/192 with 4 residual blocks (~3.10 M parameters).
+    "paper": {"channels": (48, 96, 192), "num_residual_blocks": 4},
+    # Narrower widths seen in public code, for faster training / inference.
+    "small": {"channels": (32, 64, 128), "num_residual_blocks": 5},
+    "tiny": {"channels": (24, 48, 96), "num_residual_blocks": 3},
+}
+
+
+class ReCoNetOutput(NamedTuple):
+    """What ``ReCoNet.forward`` returns.
+
+    features: encoder output (B, channels[2], ceil(H/4), ceil(W/4)), computed on the input
+        reflect-padded to a multiple of 4 (bottom/right), so it is not cropped.
+    output: stylized frame (B, 3, H, W), RGB in (0, 1).
+    """
+
+    features: torch.Tensor
+    output: torch.Tensor
+
+
+def _conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> nn.Sequential:
+    """Reflection padding (no zero border that the network would learn to paint) + convolution."""
+    return nn.Sequential(
+        OrderedDict(
+            pad=nn.ReflectionPad2d(kernel_size // 2),
+            conv=nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride),
+        )
+    )
+
+
+class _ConvNormReLU(nn.Sequential):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        norm: Callable[[int], nn.Module],
+        stride: int = 1,
+        upsample: bool = False,
+    ) -> None:
+        layers: OrderedDict[str, nn.Module] = OrderedDict()
+        if upsample:
+            layers["upsample"] = nn.Upsample(scale_factor=2, mode="nearest")
+        layers["pad"] = nn.ReflectionPad2d(kernel_size // 2)
+        layers["conv"] = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride)
+        layers["norm"] = norm(out_channels)
+        layers["relu"] = nn.ReLU()
+        super().__init__(layers)
+
+
+class ResidualBlock(nn.Module):
+    """y = x + norm(conv(ReLU(norm(conv(x))))), 3x3 reflection-padded convolutions, same width.
+
+    No ReLU after the sum (Johnson et al. 2016 / Gross & Wilber's residual blocks), so the
+    identity path stays linear.
+    """
+
+    def __init__(self, channels: int, norm: Callable[[int], nn.Module]) -> None:
+        super().__init__()
+        self.conv1 = _ConvNormReLU(channels, channels, 3, norm)
+        self.conv2 = _conv(channels, channels, 3)
+        self.norm2 = norm(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, h, w) -> (B, C, h, w)
+        return x + self.norm2(self.conv2(self.conv1(x)))
+
+
+class ReCoNet(nn.Module):
+    """Encoder-decoder stylization network; see the module docstring for the layer list.
+
+    Args:
+        channels: widths (c1, c2, c3) at full, 1/2 and 1/4 resolution.
+        num_residual_blocks: residual blocks at 1/4 resolution (>= 0).
+        norm: name of the normalization layer in :data:`NORM_LAYERS`.
+    """
+
+    def __init__(
+        self,
+        channels: Sequence[int] = (48, 96, 192),
+        num_residual_blocks: int = 4,
+        norm: str = "instance",
+    ) -> None:
+        super().__init__()
+        channels = tuple(channels)
+        if len(channels) != 3 or not all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in channels):
+            raise ValueError(f"channels must be three positive ints (c1, c2, c3), got {channels!r}")
+        if isinstance(num_residual_blocks, bool) or not isinstance(num_residual_blocks, int) or num_residual_blocks < 0:
+            raise ValueError(f"num_residual_blocks must be an int >= 0, got {num_residual_blocks!r}")
+        if norm not in NORM_LAYERS:
+            raise ValueError(f"unknown norm {norm!r}; choose one of {sorted(NORM_LAYERS)}")
+        self._channels = channels
+        self._num_residual_blocks = num_residual_blocks
+        self._norm = norm
+        norm_layer = NORM_LAYERS[norm]
+        c1, c2, c3 = channels
+
+        encoder: OrderedDict[str, nn.Module] = OrderedDict(
+            conv1=_ConvNormReLU(3, c1, 9, norm_layer),  # (B, c1, H, W)
+            conv2=_ConvNormReLU(c1, c2, 3, norm_layer, stride=2),  # (B, c2, H/2, W/2)
+            conv3=_ConvNormReLU(c2, c3, 3, norm_layer, stride=2),  # (B, c3, H/4, W/4)
+        )
+        for i in range(num_residual_blocks):
+            encoder[f"res{i + 1}"] = ResidualBlock(c3, norm_layer)  # (B, c3, H/4, W/4)
+        self.encoder = nn.Sequential(encoder)
+
+        self.decoder = nn.Sequential(
+            OrderedDict(
+                up1=_ConvNormReLU(c3, c2, 3, norm_layer, upsample=True),  # (B, c2, H/2, W/2)
+                up2=_ConvNormReLU(c2, c1, 3, norm_layer, upsample=True),  # (B, c1, H, W)
+                output=_conv(c1, 3, 9),  # (B, 3, H, W), unbounded
+                activation=nn.Sigmoid(),  # (B, 3, H, W) in (0, 1)
+            )
+        )
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """JSON-able constructor arguments: ``ReCoNet(**model.config)`` rebuilds the architecture."""
+        return {
+            "channels": list(self._channels),
+            "num_residual_blocks": self._num_residual_blocks,
+            "norm": self._norm,
+        }
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in self.config.items())
+
+    @staticmethod
+    def check_input(x: torch.Tensor) -> None:
+        """Raise ValueError (naming the shape) unless x is a float (B, 3, H, W) with H, W >= 5."""
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"ReCoNet expects a (B, 3, H, W) RGB batch, got shape {tuple(x.shape)}")
+        if not x.is_floating_point():
+            raise ValueError(f"ReCoNet expects a float image in [0, 1], got dtype {x.dtype} (shape {tuple(x.shape)})")
+        if x.shape[2] < MIN_INPUT_SIZE or x.shape[3] < MIN_INPUT_SIZE:
+            raise ValueError(
+                f"ReCoNet needs H and W >= {MIN_INPUT_SIZE} (reflection padding), got shape {tuple(x.shape)}"
+            )
+
+    def forward(self, x: torch.Tensor) -> ReCoNetOutput:
+        """x: (B, 3, H, W) RGB in [0, 1], any H, W >= 5 -> ReCoNetOutput(features, output).
+
+        The input is reflect-padded at the bottom/right to the next multiple of 4 so that the two
+        stride-2 convolutions and the two x2 upsamplings return exactly the padded size; the
+        output is cropped back to (H, W). The caller's tensor is never modified.
+        """
+        self.check_input(x)
+        # (-n) % 4 = amount up to the next multiple of 4. Padding unconditionally (a no-op for 0)
+        # and cropping with negative padding instead of slicing keep the graph free of
+        # shape-dependent branches, so torch.export / ONNX export work with dynamic H and W.
+        pad_h = (-x.shape[-2]) % SIZE_MULTIPLE
+        pad_w = (-x.shape[-1]) % SIZE_MULTIPLE
+        x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")  # (B, 3, H + pad_h, W + pad_w)
+        features = self.encoder(x)  # (B, c3, (H + pad_h) / 4, (W + pad_w) / 4)
+        output = self.decoder(features)  # (B, 3, H + pad_h, W + pad_w)
+        output = F.pad(output, (0, -pad_w, 0, -pad_h))  # (B, 3, H, W): negative padding crops
+        return ReCoNetOutput(features, output)
+
+
+def build_reconet(preset: str = "paper", **overrides: Any) -> ReCoNet:
+    """ReCoNet from a named preset in :data:`PRESETS`; keyword arguments override preset values.
+
+    >>> build_reconet("small", norm="batch").config
+    {'channels': [32, 64, 128], 'num_residual_blocks': 5, 'norm': 'batch'}
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown ReCoNet preset {preset!r}; choose one of {sorted(PRESETS)}")
+    kwargs: dict[str, Any] = {**PRESETS[preset], **overrides}
+    return ReCoNet(**kwargs)
+
