@@ -28,6 +28,7 @@ from reconet.evaluation.methods import INPUT_NAME, InputBaseline, MethodSpec, bu
 from reconet.evaluation.quality import DEFAULT_CONTENT_LAYER, DEFAULT_STYLE_LAYERS, QualityScorer
 from reconet.evaluation.sources import EvalPair, EvaluationError, SintelSource, VideoSource
 from reconet.evaluation.temporal import frame_difference_error, temporal_error, temporal_error_map
+from reconet.image import load_image
 
 REPORT_FORMAT = "reconet-evaluation"
 REPORT_VERSION = 1
@@ -173,14 +174,13 @@ def _build_methods(config: EvaluationConfig, device: torch.device) -> list:
 def _build_scorer(config: EvaluationConfig, device: torch.device) -> QualityScorer | None:
     if not config.quality:
         return None
-    from reconet.image import load_image
-    from reconet.models.loss_network import build_loss_network
-
     style_image = None
     if config.style is not None:
         if not Path(config.style).is_file():
             raise EvaluationError(f"style image not found: {config.style}")
         style_image = load_image(config.style)
+    from reconet.models.loss_network import build_loss_network
+
     layers = tuple(dict.fromkeys((config.content_layer, *config.style_layers)))
     network = build_loss_network(config.loss_network, layers=layers, weights=config.loss_weights).to(device)
     return QualityScorer(
@@ -225,7 +225,7 @@ def evaluate(config: EvaluationConfig) -> EvaluationResult:
     records: dict[str, list[dict]] = {m.name: [] for m in methods}
     heatmap = None
     sizes: list[list[int]] = []  # distinct evaluation sizes (H, W), in order of appearance
-    total = len(source)
+    total = source.expected_pairs()
     with tqdm(total=total, desc="pairs", unit="pair", disable=not config.progress, file=sys.stderr) as bar:
         for index, pair in enumerate(source):
             size = [int(v) for v in pair.frame1.shape[-2:]]

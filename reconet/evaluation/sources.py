@@ -115,7 +115,7 @@ class SintelSource:
             "missing_occlusion": missing_occlusion,
         }
 
-    def __len__(self) -> int:
+    def expected_pairs(self) -> int:
         return len(self.dataset)
 
     def __iter__(self) -> Iterator[EvalPair]:
@@ -194,10 +194,11 @@ class VideoSource:
         }
         self.description = {"kind": "video", "videos": [str(Path(v)) for v in videos], "max_frames": max_frames}
 
-    def __len__(self) -> int | None:  # type: ignore[override]
+    def expected_pairs(self) -> int | None:
+        """Number of pairs if every video knows its frame count (for the progress bar), else None."""
         total = 0
         for _, source in self.videos:
-            count = getattr(source, "num_frames", None)
+            count = getattr(source, "num_frames", None) or getattr(source, "frames_hint", None)
             if count is None:
                 return None
             if self.max_frames is not None:
