@@ -14,7 +14,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
 
@@ -144,6 +144,23 @@ class TemporalImageLogger(Callback):
     @rank_zero_only
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._log(trainer, pl_module)
+
+
+class Checkpoint(ModelCheckpoint):
+    """:class:`ModelCheckpoint` that also writes ``last.ckpt`` when training ends.
+
+    ModelCheckpoint saves after each validation; without this, steps after the last
+    validation (``max_steps`` not a multiple of ``val_check_interval``) would be missing from
+    ``last.ckpt`` and a resumed run would repeat them. Writes go through the trainer's
+    checkpoint IO (atomic, :mod:`reconet.training.checkpoint_io`).
+    """
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_end(trainer, pl_module)
+        if not self.save_last or trainer.fast_dev_run or self.dirpath is None:
+            return
+        # every rank calls save_checkpoint (the strategy writes on rank 0 and synchronizes)
+        trainer.save_checkpoint(os.path.join(self.dirpath, self.CHECKPOINT_NAME_LAST + self.FILE_EXTENSION))
 
 
 def artifact_meta(trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, Any]:

@@ -82,7 +82,8 @@ class ReCoNetModule(pl.LightningModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         losses, _, _ = self.model_step(batch)
         size = batch["frame1"].shape[0]
-        self.log_dict({f"train/{name}": value.detach() for name, value in losses.items()}, batch_size=size)
+        terms = {f"train/{name}": value.detach() for name, value in losses.items() if name != "total"}
+        self.log_dict(terms, batch_size=size)
         self.log("train/total", losses["total"].detach(), batch_size=size, prog_bar=True)
         optimizer = self.trainer.optimizers[0] if self.trainer.optimizers else None
         if optimizer is not None:

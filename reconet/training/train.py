@@ -68,6 +68,24 @@ def _node(cfg: DictConfig, key: str) -> Any:
     return value
 
 
+def _missing_keys(node: Any, prefix: str = "") -> list[str]:
+    """Dotted keys whose value is the mandatory marker ``???`` (interpolations not followed)."""
+    found: list[str] = []
+    if isinstance(node, DictConfig):
+        items = [(str(key), key) for key in node.keys()]
+    elif OmegaConf.is_list(node):
+        items = [(str(index), index) for index in range(len(node))]
+    else:
+        return found
+    for name, key in items:
+        path = f"{prefix}.{name}" if prefix else name
+        if OmegaConf.is_missing(node, key):
+            found.append(path)
+        elif not OmegaConf.is_interpolation(node, key):
+            found.extend(_missing_keys(node[key], path))
+    return found
+
+
 # -- builders --------------------------------------------------------------------------------
 def load_style_image(cfg: DictConfig) -> torch.Tensor:
     """(3, H, W) style image from ``style.image``."""
@@ -114,8 +132,9 @@ def build_datamodule(cfg: DictConfig) -> ReCoNetDataModule:
     """The DataModule from ``data``: ``data.train`` / ``data.val`` are dataset factories."""
     data = _node(cfg, "data")
     with _stage("data"):
-        train = {name: instantiate(node) for name, node in (data.get("train") or {}).items()}
-        val = {name: instantiate(node) for name, node in (data.get("val") or {}).items()}
+        # _convert_="all": datasets receive plain lists/dicts, not OmegaConf containers.
+        train = {name: instantiate(node, _convert_="all") for name, node in (data.get("train") or {}).items()}
+        val = {name: instantiate(node, _convert_="all") for name, node in (data.get("val") or {}).items()}
         return ReCoNetDataModule(
             train,
             val,
@@ -168,6 +187,9 @@ def _write_yaml(path: Path, config: dict[str, Any]) -> None:
 def prepare(cfg: DictConfig) -> TrainingRun:
     """Build and check everything; raises :class:`ConfigError` (one line) on a bad config."""
     register_resolvers()
+    missing = _missing_keys(cfg)
+    if missing:
+        raise ConfigError(f"required value(s) not set: {', '.join(missing)} (e.g. {missing[0]}=...)")
     output_dir = Path(str(_node(cfg, "output_dir")))
     ckpt_path = OmegaConf.select(cfg, "ckpt_path")
     if ckpt_path is not None and ckpt_path not in ("last", "hpc") and not Path(str(ckpt_path)).is_file():
