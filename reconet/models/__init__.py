@@ -4,6 +4,15 @@ Images in and out are RGB float in [0, 1], (B, 3, H, W).
 """
 
 from reconet.models.complexity import conv_macs, conv_macs_per_frame
+from reconet.models.loss_network import (
+    FALLBACK_LAYER_MAP,
+    VGG_LAYERS,
+    LossNetwork,
+    LossNetworkFallbackWarning,
+    WeightsFileError,
+    WeightsNotFoundError,
+    build_loss_network,
+)
 from reconet.models.reconet import (
     MIN_INPUT_SIZE,
     NORM_LAYERS,
@@ -15,6 +24,13 @@ from reconet.models.reconet import (
 )
 
 __all__ = [
+    "FALLBACK_LAYER_MAP",
+    "LossNetwork",
+    "LossNetworkFallbackWarning",
+    "VGG_LAYERS",
+    "WeightsFileError",
+    "WeightsNotFoundError",
+    "build_loss_network",
     "MIN_INPUT_SIZE",
     "NORM_LAYERS",
     "PRESETS",
