@@ -3,6 +3,7 @@
 Images in and out are RGB float in [0, 1], (B, 3, H, W).
 """
 
+from reconet.models.artifact import ARTIFACT_FORMAT, ARTIFACT_VERSION, ModelFileError, load_stylizer, save_artifact
 from reconet.models.complexity import conv_macs, conv_macs_per_frame
 from reconet.models.loss_network import (
     FALLBACK_LAYER_MAP,
@@ -24,6 +25,11 @@ from reconet.models.reconet import (
 )
 
 __all__ = [
+    "ARTIFACT_FORMAT",
+    "ARTIFACT_VERSION",
+    "ModelFileError",
+    "load_stylizer",
+    "save_artifact",
     "FALLBACK_LAYER_MAP",
     "LossNetwork",
     "LossNetworkFallbackWarning",
