@@ -32,52 +32,100 @@ def build_parser() -> argparse.ArgumentParser:
         "transfer models on MPI Sintel (ground-truth flow) or any video (estimated flow).",
     )
     data = parser.add_argument_group("data")
-    data.add_argument("--data", choices=("sintel", "video"), default=None,
-                      help="kind of data (default: video if --video is given, else sintel)")
+    data.add_argument(
+        "--data",
+        choices=("sintel", "video"),
+        default=None,
+        help="kind of data (default: video if --video is given, else sintel)",
+    )
     data.add_argument("--root", type=Path, help="Sintel root: the folder that contains training/")
-    data.add_argument("--video", action="append", default=[], metavar="PATH",
-                      help="a video file or a folder of frames (repeatable); flow is estimated")
-    data.add_argument("--pass", dest="passes", choices=("clean", "final", "both"), default="clean",
-                      help="Sintel pass (default: clean)")
-    data.add_argument("--scene", dest="scenes", action="append", default=None, metavar="NAME",
-                      help="Sintel scene to evaluate (repeatable; default: all)")
-    data.add_argument("--missing-occlusion", choices=("skip", "in_frame", "error"), default="skip",
-                      help="Sintel pairs without occlusion/invalid maps (partial copies): skip them (default), "
-                           "use an in-frame mask, or stop with an error")
+    data.add_argument(
+        "--video",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a video file or a folder of frames (repeatable); flow is estimated",
+    )
+    data.add_argument(
+        "--pass",
+        dest="passes",
+        choices=("clean", "final", "both"),
+        default="clean",
+        help="Sintel pass (default: clean)",
+    )
+    data.add_argument(
+        "--scene",
+        dest="scenes",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="Sintel scene to evaluate (repeatable; default: all)",
+    )
+    data.add_argument(
+        "--missing-occlusion",
+        choices=("skip", "in_frame", "error"),
+        default="skip",
+        help="Sintel pairs without occlusion/invalid maps (partial copies): skip them (default), "
+        "use an in-frame mask, or stop with an error",
+    )
     size = data.add_mutually_exclusive_group()
     size.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="evaluate at this size")
     size.add_argument("--scale", type=float, help="evaluate at this factor of the original size (e.g. 0.5)")
     data.add_argument("--max-frames", type=int, help="video: use only the first N frames")
 
     what = parser.add_argument_group("what to evaluate (the unstylized input is always included as 'input')")
-    what.add_argument("--model", action="append", default=[], metavar="[NAME=]PATH",
-                      help="reconet model artifact or training checkpoint (repeatable: comparison mode)")
-    what.add_argument("--frames", action="append", default=[], metavar="[NAME=]DIR",
-                      help="folder of already-stylized frames, e.g. from another tool (repeatable)")
-    what.add_argument("--baseline", action="append", default=[], choices=("input",),
-                      help="baseline to include; 'input' = no stylization (always included, so this "
-                           "only allows a run without --model/--frames)")
+    what.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="[NAME=]PATH",
+        help="reconet model artifact or training checkpoint (repeatable: comparison mode)",
+    )
+    what.add_argument(
+        "--frames",
+        action="append",
+        default=[],
+        metavar="[NAME=]DIR",
+        help="folder of already-stylized frames, e.g. from another tool (repeatable)",
+    )
+    what.add_argument(
+        "--baseline",
+        action="append",
+        default=[],
+        choices=("input",),
+        help="baseline to include; 'input' = no stylization (always included, so this "
+        "only allows a run without --model/--frames)",
+    )
 
     quality = parser.add_argument_group("style / content distances")
     quality.add_argument("--style", type=Path, help="style image for the style distance")
     quality.add_argument("--style-size", type=int, help="resize the style image to this longer side first")
     quality.add_argument("--no-quality", action="store_true", help="skip style and content distances (no VGG)")
     quality.add_argument("--loss-network", choices=("vgg16", "vgg19"), default="vgg16")
-    quality.add_argument("--loss-weights", default="auto",
-                         help="loss network weights: auto, random, or a local weights file (default: auto)")
+    quality.add_argument(
+        "--loss-weights",
+        default="auto",
+        help="loss network weights: auto, random, or a local weights file (default: auto)",
+    )
     quality.add_argument("--content-layer", default=DEFAULT_CONTENT_LAYER)
     quality.add_argument("--style-layers", nargs="+", default=list(DEFAULT_STYLE_LAYERS), metavar="LAYER")
 
     flow = parser.add_argument_group("flow (videos)")
-    flow.add_argument("--flow", dest="flow_method", choices=("auto", "raft", "dis"), default="auto",
-                      help="flow estimator: auto = RAFT with local weights, else OpenCV DIS")
+    flow.add_argument(
+        "--flow",
+        dest="flow_method",
+        choices=("auto", "raft", "dis"),
+        default="auto",
+        help="flow estimator: auto = RAFT with local weights, else OpenCV DIS",
+    )
     flow.add_argument("--raft-weights", type=Path, help="local RAFT weights file")
 
     out = parser.add_argument_group("output")
     out.add_argument("--json", type=Path, metavar="PATH", help="write every number to this JSON file")
     out.add_argument("--plots", type=Path, metavar="DIR", help="write PNG plots into this folder")
-    out.add_argument("--heatmap-pair", metavar="[PASS/]SCENE/FRAME",
-                     help="pair for the error heat-map (default: the first pair)")
+    out.add_argument(
+        "--heatmap-pair", metavar="[PASS/]SCENE/FRAME", help="pair for the error heat-map (default: the first pair)"
+    )
     out.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: auto)")
     out.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser

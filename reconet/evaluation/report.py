@@ -1,8 +1,9 @@
 """Evaluation output: markdown tables, the JSON report file and PNG plots.
 
 Plots use matplotlib's object API with the Agg canvas (no pyplot, no global backend switch),
-so they work on headless machines and inside other programs. Every file is written to a temporary name next to its destination and then renamed, so a
-failed run never leaves a half-written report behind.
+so they work on headless machines and inside other programs. Every file is written to a
+temporary name next to its destination and then renamed, so a failed run never leaves a
+half-written report behind.
 """
 
 from __future__ import annotations
@@ -130,9 +131,7 @@ def plot_pair_errors(report: dict, path: str | Path) -> None:
     models = report["models"]
     names = list(models)
     pairs = models[names[0]]["pairs"]
-    labels = [
-        (f"{p['pass']}/" if p.get("pass") else "") + f"{p['scene']}/{p['frame']:04d}" for p in pairs
-    ]
+    labels = [(f"{p['pass']}/" if p.get("pass") else "") + f"{p['scene']}/{p['frame']:04d}" for p in pairs]
     x = np.arange(len(pairs))
     width = 0.8 / max(len(names), 1)
     fig = Figure(figsize=(max(6.0, 0.35 * len(pairs) * max(len(names), 2) ** 0.5 + 2), 4.0), layout="constrained")
@@ -142,8 +141,12 @@ def plot_pair_errors(report: dict, path: str | Path) -> None:
         values = [p["temporal_error"] if p["temporal_error"] is not None else np.nan for p in models[name]["pairs"]]
         ax.bar(x + (k - (len(names) - 1) / 2) * width, values, width, label=name)
     ax.set_xticks(x)
-    ax.set_xticklabels(labels, rotation=90 if len(pairs) > 8 else 30, ha="center" if len(pairs) > 8 else "right",
-                       fontsize=7 if len(pairs) > 20 else 8)
+    ax.set_xticklabels(
+        labels,
+        rotation=90 if len(pairs) > 8 else 30,
+        ha="center" if len(pairs) > 8 else "right",
+        fontsize=7 if len(pairs) > 20 else 8,
+    )
     finite = [p["temporal_error"] for m in models.values() for p in m["pairs"] if p["temporal_error"]]
     # scenes differ by orders of magnitude (alley vs ambush); a linear axis would hide the small ones
     log_scale = bool(finite) and max(finite) / min(finite) > 100

@@ -163,8 +163,7 @@ def _build_methods(config: EvaluationConfig, device: torch.device) -> list:
             continue
         if spec.name in seen:
             raise EvaluationError(
-                f"duplicate name {spec.name!r} (names must be unique and {INPUT_NAME!r} is reserved; "
-                f"use NAME=PATH)"
+                f"duplicate name {spec.name!r} (names must be unique and {INPUT_NAME!r} is reserved; use NAME=PATH)"
             )
         seen.add(spec.name)
         methods.append(build_method(spec, device))

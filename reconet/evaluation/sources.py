@@ -36,9 +36,7 @@ class EvalPair:
         return f"{prefix}{self.scene}/{self.frame:04d}"
 
 
-def target_size(
-    original: tuple[int, int], size: tuple[int, int] | None, scale: float | None
-) -> tuple[int, int]:
+def target_size(original: tuple[int, int], size: tuple[int, int] | None, scale: float | None) -> tuple[int, int]:
     """Evaluation (H, W): an explicit size, a scale factor of the original, or the original."""
     if size is not None and scale is not None:
         raise EvaluationError("give either a size or a scale, not both")

