@@ -99,20 +99,25 @@ def resize_flow(flow: torch.Tensor, size: tuple[int, int], mode: str = "bilinear
 
 
 def resize_mask(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Resize a (B, 1, H, W) validity mask (1 = use pixel) to ``size = (H', W')``.
+    """Resize a (B, 1, H, W) validity mask (1 = use pixel) to ``size = (H', W')``, conservatively.
 
-    Area averaging followed by ``== 1`` keeps a low-resolution pixel only if every
-    full-resolution pixel it covers is valid, so occlusion never leaks into the loss.
+    Output pixel (i, j) covers the input window rows [floor(i H / H'), ceil((i + 1) H / H')) and
+    columns [floor(j W / W'), ceil((j + 1) W / W')) (the windows of ``area`` interpolation and
+    adaptive pooling). It is 1 only if every input pixel in its window is 1:
+
+        out = 1 - adaptive_max_pool(1 - mask) thresholded at 1,
+
+    so occlusion never leaks into a loss, whether a dimension shrinks, grows, or one shrinks
+    while the other grows. The result is binary (0/1); soft inputs count as valid only where 1.
     """
     if mask.ndim != 4 or mask.shape[1] != 1:
         raise ValueError(f"resize_mask expects (B, 1, H, W), got {tuple(mask.shape)}")
-    if tuple(mask.shape[-2:]) == (int(size[0]), int(size[1])):
+    size = (int(size[0]), int(size[1]))
+    if tuple(mask.shape[-2:]) == size:
         return mask
-    averaged = F.interpolate(mask.float(), size=size, mode="area") if _is_downscale(mask, size) else (
-        F.interpolate(mask.float(), size=size, mode="nearest")
-    )
-    return (averaged > 1.0 - 1e-6).to(mask.dtype if mask.is_floating_point() else torch.float32)
-
-
-def _is_downscale(mask: torch.Tensor, size: tuple[int, int]) -> bool:
-    return size[0] <= mask.shape[-2] and size[1] <= mask.shape[-1]
+    # Max-pooling the *invalid* map keeps a pixel invalid if any pixel it covers is invalid.
+    # (Area averaging + "== 1" does the same when both dimensions shrink, but nearest
+    # interpolation, needed once a dimension grows, would drop invalid rows of the other one.)
+    invalid = F.adaptive_max_pool2d(1.0 - mask.float(), size)  # (B, 1, H', W')
+    valid = invalid < 1e-6
+    return valid.to(mask.dtype if mask.is_floating_point() else torch.float32)
