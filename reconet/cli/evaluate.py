@@ -99,7 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     quality = parser.add_argument_group("style / content distances")
     quality.add_argument("--style", type=Path, help="style image for the style distance")
-    quality.add_argument("--style-size", type=int, help="resize the style image to this longer side first")
+    quality.add_argument(
+        "--style-size",
+        type=int,
+        help="resize the style image so its shorter side has this length first (as training's loss.style_size)",
+    )
     quality.add_argument("--no-quality", action="store_true", help="skip style and content distances (no VGG)")
     quality.add_argument("--loss-network", choices=("vgg16", "vgg19"), default="vgg16")
     quality.add_argument(

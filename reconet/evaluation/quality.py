@@ -20,25 +20,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+# the training objective's style resizing, so that the same style_size means the same Grams
+from reconet.losses.objective import _resize_style as resize_style_image
 from reconet.losses.perceptual import content_loss, gram_matrix, style_loss
 
 DEFAULT_CONTENT_LAYER = "relu3_3"
 DEFAULT_STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
-
-
-def resize_longer_side(image: torch.Tensor, longer_side: int | None) -> torch.Tensor:
-    """Resize (B, 3, H, W) so that max(H, W) == longer_side (aspect kept); None = unchanged."""
-    if longer_side is None:
-        return image
-    height, width = image.shape[-2:]
-    scale = float(longer_side) / max(height, width)
-    size = (max(1, round(height * scale)), max(1, round(width * scale)))
-    if size == (height, width):
-        return image
-    return F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True).clamp(0.0, 1.0)
 
 
 class QualityScorer:
@@ -51,8 +40,9 @@ class QualityScorer:
         style_image: (3, H, W) or (1, 3, H, W) RGB [0, 1], or None (no style distance).
         content_layer: layer for the content distance.
         style_layers: layers for the style distance.
-        style_size: resize the style image so its longer side has this many pixels
-            before computing its Grams (None = as given).
+        style_size: resize the style image before computing its Grams, exactly as training
+            does (``loss.style_size``): an int is the shorter side (aspect kept), a pair an exact
+            (H, W); None = as given.
     """
 
     def __init__(
@@ -62,7 +52,7 @@ class QualityScorer:
         *,
         content_layer: str = DEFAULT_CONTENT_LAYER,
         style_layers: Sequence[str] = DEFAULT_STYLE_LAYERS,
-        style_size: int | None = None,
+        style_size: int | Sequence[int] | None = None,
     ) -> None:
         self.loss_network = loss_network
         self.content_layer = content_layer
@@ -78,7 +68,7 @@ class QualityScorer:
                 style_image = style_image.unsqueeze(0)
             if style_image.ndim != 4 or style_image.shape[:2] != (1, 3):
                 raise ValueError(f"style image must be (3, H, W) or (1, 3, H, W), got {tuple(style_image.shape)}")
-            style = resize_longer_side(style_image, style_size)  # (1, 3, H_s, W_s)
+            style = resize_style_image(style_image.float(), style_size)  # (1, 3, H_s, W_s)
             with torch.inference_mode():
                 features = self._features(style)
             # computed once: the style image does not change during an evaluation

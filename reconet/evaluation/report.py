@@ -131,7 +131,14 @@ def plot_pair_errors(report: dict, path: str | Path) -> None:
     models = report["models"]
     names = list(models)
     pairs = models[names[0]]["pairs"]
-    labels = [(f"{p['pass']}/" if p.get("pass") else "") + f"{p['scene']}/{p['frame']:04d}" for p in pairs]
+    groups = {(p.get("pass"), p["scene"]) for p in pairs}
+    if len(groups) == 1:  # one scene: label bars by frame, name the scene on the axis
+        labels = [f"{p['frame']:04d}" for p in pairs]
+        ((pass_name, scene),) = groups
+        axis_label = f"frame N of pair (N, N+1), {pass_name + '/' if pass_name else ''}{scene}"
+    else:
+        labels = [(f"{p['pass']}/" if p.get("pass") else "") + f"{p['scene']}/{p['frame']:04d}" for p in pairs]
+        axis_label = "pair (scene / frame N)"
     x = np.arange(len(pairs))
     width = 0.8 / max(len(names), 1)
     fig = Figure(figsize=(max(6.0, 0.35 * len(pairs) * max(len(names), 2) ** 0.5 + 2), 4.0), layout="constrained")
@@ -153,6 +160,7 @@ def plot_pair_errors(report: dict, path: str | Path) -> None:
     if log_scale:
         ax.set_yscale("log")
     ax.set_ylabel("temporal error (MSE per channel)" + (", log scale" if log_scale else ""))
+    ax.set_xlabel(axis_label)
     flow = report["flow"]
     flow_text = "ground-truth flow" if flow["source"] == "ground_truth" else f"flow: {flow['method']}"
     ax.set_title(f"Temporal error per pair ({flow_text})")

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from reconet.evaluation.quality import QualityScorer, resize_longer_side
+from reconet.evaluation.quality import QualityScorer
 from reconet.evaluation.runner import aggregate
 from reconet.losses.perceptual import content_loss, style_loss
 
@@ -61,10 +61,14 @@ def test_distances_equal_the_unweighted_training_losses(loss_network) -> None:
     assert result["content_distance"].item() == pytest.approx(expected_content, rel=1e-5)
 
 
-def test_style_size_resizes_the_longer_side() -> None:
-    image = torch.rand(1, 3, 50, 100)
-    assert resize_longer_side(image, 40).shape == (1, 3, 20, 40)
-    assert resize_longer_side(image, None) is image
+def test_style_size_is_the_shorter_side_as_in_training(loss_network) -> None:
+    """style_size=20 on a 40x80 image means a 20x40 style image (training's loss.style_size)."""
+    style = torch.rand(1, 3, 40, 80)
+    small = torch.nn.functional.interpolate(style, size=(20, 40), mode="bilinear", antialias=True).clamp(0, 1)
+    scorer = QualityScorer(loss_network, style, content_layer="relu2_2", style_layers=LAYERS, style_size=20)
+    assert scorer.score(small, small)["style_distance"].item() == pytest.approx(0.0, abs=1e-12)
+    unresized = QualityScorer(loss_network, style, content_layer="relu2_2", style_layers=LAYERS)
+    assert unresized.score(small, small)["style_distance"].item() > 1e-9
 
 
 def test_missing_layer_is_reported(loss_network) -> None:
