@@ -41,7 +41,8 @@ def _main(cfg: DictConfig) -> float | None:
         print(f"reconet-train: error: {err}", file=sys.stderr)
         sys.exit(EXIT_BAD_CONFIG)
     metrics = fit(run)
-    print(f"reconet-train: outputs in {run.output_dir}")
+    if run.trainer.is_global_zero:
+        print(f"reconet-train: outputs in {run.output_dir}")
     total = metrics.get("val/total")
     return total
 

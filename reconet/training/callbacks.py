@@ -160,7 +160,8 @@ class Checkpoint(ModelCheckpoint):
         if not self.save_last or trainer.fast_dev_run or self.dirpath is None:
             return
         # every rank calls save_checkpoint (the strategy writes on rank 0 and synchronizes)
-        trainer.save_checkpoint(os.path.join(self.dirpath, self.CHECKPOINT_NAME_LAST + self.FILE_EXTENSION))
+        path = os.path.join(self.dirpath, self.CHECKPOINT_NAME_LAST + self.FILE_EXTENSION)
+        trainer.save_checkpoint(path, weights_only=self.save_weights_only)
 
 
 def artifact_meta(trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, Any]:

