@@ -79,6 +79,8 @@ def save_artifact(path: str | os.PathLike, model: ReCoNet, meta: Mapping[str, An
     try:
         with os.fdopen(handle, "wb") as file:
             torch.save(payload, file)
+        # mkstemp creates the file private (0600); a saved model is an ordinary file.
+        os.chmod(temp_name, 0o644)
         os.replace(temp_name, path)
     finally:
         if os.path.exists(temp_name):

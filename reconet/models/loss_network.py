@@ -315,6 +315,7 @@ def _download(url: str, destination: Path, timeout: float = DOWNLOAD_TIMEOUT_SEC
                 out.write(chunk)
         if not digest.hexdigest().startswith(expected_prefix):
             raise OSError(f"{url}: downloaded file's sha256 {digest.hexdigest()[:12]} does not start with {expected_prefix}")
+        os.chmod(temp_name, 0o644)  # mkstemp creates the file private (0600)
         os.replace(temp_name, destination)
     finally:
         if os.path.exists(temp_name):

@@ -68,6 +68,7 @@ def test_artifact_round_trip(tmp_path: Path) -> None:
     path = save_artifact(tmp_path / "out" / "stylizer.pt", model, meta)
     assert path == tmp_path / "out" / "stylizer.pt"
     assert os.listdir(path.parent) == ["stylizer.pt"]  # no temporary file left behind
+    assert path.stat().st_mode & 0o777 == 0o644
 
     loaded, loaded_meta = load_stylizer(path)
     assert loaded_meta == meta
