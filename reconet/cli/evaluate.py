@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from reconet.evaluation.report import format_markdown, write_json, write_plots
+    from reconet.evaluation.report import format_markdown, render_plots, write_json, write_plots
     from reconet.evaluation.runner import evaluate
 
     try:
@@ -219,12 +219,14 @@ def _run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted, nothing written", file=sys.stderr)
         return 130
+    # render everything first, so that a failure cannot leave the JSON without its plots
+    plots = render_plots(result.report, result.heatmap) if args.plots is not None else {}
     sys.stdout.write(format_markdown(result.report))
     try:
         if args.json is not None:
             write_json(result.report, args.json)
         if args.plots is not None:
-            for path in write_plots(result.report, result.heatmap, args.plots):
+            for path in write_plots(plots, args.plots):
                 print(f"wrote {path}", file=sys.stderr)
     except OSError as err:
         print(f"{PROG}: error: cannot write output: {_one_line(err)}", file=sys.stderr)

@@ -8,6 +8,7 @@ half-written report behind.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -122,12 +123,14 @@ def write_json(report: dict, path: str | Path) -> None:
     _atomic_write_bytes(Path(path), lambda handle: handle.write(text.encode("utf-8") + b"\n"))
 
 
-def _save_figure(fig, path: Path) -> None:
-    _atomic_write_bytes(path, lambda handle: fig.savefig(handle, format="png", dpi=110))
+def _png_bytes(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    return buffer.getvalue()
 
 
-def plot_pair_errors(report: dict, path: str | Path) -> None:
-    """Grouped bars: temporal error of every pair, one colour per model."""
+def plot_pair_errors(report: dict) -> bytes:
+    """PNG of grouped bars: temporal error of every pair, one colour per model."""
     models = report["models"]
     names = list(models)
     pairs = models[names[0]]["pairs"]
@@ -166,11 +169,11 @@ def plot_pair_errors(report: dict, path: str | Path) -> None:
     ax.set_title(f"Temporal error per pair ({flow_text})")
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
-    _save_figure(fig, Path(path))
+    return _png_bytes(fig)
 
 
-def plot_error_heatmap(heatmap: dict, path: str | Path) -> None:
-    """For one pair: each model's frame N (top) and its per-pixel warping error (bottom), on one
+def plot_error_heatmap(heatmap: dict) -> bytes:
+    """PNG for one pair: each model's frame N (top) and its per-pixel warping error (bottom), on one
     colour scale; pixels outside the mask (occluded / invalid) are grey."""
     methods = heatmap["methods"]
     mask = heatmap["mask"] > 0.5
@@ -196,16 +199,28 @@ def plot_error_heatmap(heatmap: dict, path: str | Path) -> None:
     fig.suptitle(f"Warping error, pair {heatmap['label']} (grey: occluded/invalid)", fontsize=10)
     if image is not None:
         fig.colorbar(image, ax=axes[1, :].tolist(), shrink=0.8, label="squared error / 3")
-    _save_figure(fig, Path(path))
+    return _png_bytes(fig)
 
 
-def write_plots(report: dict, heatmap: dict | None, directory: str | Path) -> list[Path]:
-    """Write ``temporal_error_pairs.png`` and ``temporal_error_heatmap.png`` into ``directory``."""
+PAIRS_PLOT = "temporal_error_pairs.png"
+HEATMAP_PLOT = "temporal_error_heatmap.png"
+
+
+def render_plots(report: dict, heatmap: dict | None) -> dict[str, bytes]:
+    """File name -> PNG bytes of every plot (rendered in memory, nothing written)."""
+    plots = {PAIRS_PLOT: plot_pair_errors(report)}
+    if heatmap is not None:
+        plots[HEATMAP_PLOT] = plot_error_heatmap(heatmap)
+    return plots
+
+
+def write_plots(plots: dict[str, bytes], directory: str | Path) -> list[Path]:
+    """Write rendered plots (:func:`render_plots`) into ``directory`` (created if needed)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    written = [directory / "temporal_error_pairs.png"]
-    plot_pair_errors(report, written[0])
-    if heatmap is not None:
-        written.append(directory / "temporal_error_heatmap.png")
-        plot_error_heatmap(heatmap, written[1])
+    written = []
+    for name, data in plots.items():
+        path = directory / name
+        _atomic_write_bytes(path, lambda handle, data=data: handle.write(data))
+        written.append(path)
     return written
