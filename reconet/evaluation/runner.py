@@ -26,7 +26,7 @@ import torch
 
 from reconet.evaluation.methods import INPUT_NAME, InputBaseline, MethodSpec, build_method
 from reconet.evaluation.quality import DEFAULT_CONTENT_LAYER, DEFAULT_STYLE_LAYERS, QualityScorer
-from reconet.evaluation.sources import EvalPair, EvaluationError, SintelSource, VideoSource
+from reconet.evaluation.sources import EvalPair, EvaluationError, SintelPairSource, VideoPairSource
 from reconet.evaluation.temporal import frame_difference_error, temporal_error, temporal_error_map
 from reconet.image import load_image
 
@@ -131,7 +131,7 @@ def _build_source(config: EvaluationConfig, device: torch.device):
     if config.data == "sintel":
         if config.root is None:
             raise EvaluationError("--data sintel needs --root (the folder that contains training/)")
-        return SintelSource(
+        return SintelPairSource(
             config.root,
             config.passes,
             config.scenes,
@@ -140,7 +140,7 @@ def _build_source(config: EvaluationConfig, device: torch.device):
             missing_occlusion=config.missing_occlusion,
         )
     if config.data == "video":
-        return VideoSource(
+        return VideoPairSource(
             list(config.videos),
             flow_method=config.flow_method,
             raft_weights=config.raft_weights,

@@ -7,7 +7,7 @@ the identity of the pair (pass, scene, frame index N) and the frames' original s
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,7 +66,7 @@ def _check_shapes(pair: EvalPair) -> EvalPair:
     return pair
 
 
-class SintelSource:
+class SintelPairSource:
     """Pairs of an MPI Sintel ``training`` tree with ground-truth flow, occlusion and invalid masks.
 
     Uses :class:`reconet.data.SintelPairs` (mask = not occluded and not invalid) and, for a
@@ -140,7 +140,7 @@ class SintelSource:
             )
 
 
-class VideoSource:
+class VideoPairSource:
     """Consecutive frame pairs of videos (or frame folders) with estimated flow.
 
     Flow is estimated on the *input* frames at the evaluation resolution, forward N -> N+1 and
@@ -208,29 +208,39 @@ class VideoSource:
         from reconet.flow import estimate_flows
 
         for name, source in self.videos:
-            previous: torch.Tensor | None = None
-            count = 0
-            for index, frame in enumerate(source):
-                if self.max_frames is not None and index >= self.max_frames:
-                    break
-                original = tuple(int(v) for v in frame.shape[-2:])
-                size = target_size(original, self.size, self.scale)
-                current = resize_frame(frame.unsqueeze(0).to(self.device), size)  # (1, 3, H, W)
-                if previous is not None:
-                    forward, _, mask = estimate_flows(self.estimator, previous, current)
-                    count += 1
-                    yield _check_shapes(
-                        EvalPair(
-                            scene=name,
-                            frame=index - 1,
-                            pass_name=None,
-                            frame1=previous,
-                            frame2=current,
-                            flow=forward,
-                            mask=mask,
-                            original_size=original,
-                        )
-                    )
-                previous = current
+            try:
+                count = yield from self._pairs(name, source, estimate_flows)
+            finally:
+                close = getattr(source, "close", None)
+                if close is not None:
+                    close()
             if count == 0:
                 raise EvaluationError(f"{name}: fewer than two frames, no pair to evaluate")
+
+    def _pairs(self, name: str, source, estimate_flows) -> Generator[EvalPair, None, int]:
+        previous: torch.Tensor | None = None
+        count = 0
+        for index, frame in enumerate(source):
+            if self.max_frames is not None and index >= self.max_frames:
+                break
+            original = tuple(int(v) for v in frame.shape[-2:])
+            size = target_size(original, self.size, self.scale)
+            current = resize_frame(frame.unsqueeze(0).to(self.device), size)  # (1, 3, H, W)
+            if previous is not None:
+                # flow of the INPUT frames, shared by every method scored on this pair
+                forward, _, mask = estimate_flows(self.estimator, previous, current)
+                count += 1
+                yield _check_shapes(
+                    EvalPair(
+                        scene=name,
+                        frame=index - 1,
+                        pass_name=None,
+                        frame1=previous,
+                        frame2=current,
+                        flow=forward,
+                        mask=mask,
+                        original_size=original,
+                    )
+                )
+            previous = current
+        return count
