@@ -223,8 +223,9 @@ def test_raft_padding_scaling_and_crop_are_aligned(sintel_crop: torch.Tensor, si
     inner = (..., slice(top, top + size[0]), slice(left, left + size[1]))
     torch.testing.assert_close(image1[inner], frame1 * 2 - 1)  # [0, 1] -> [-1, 1]
     torch.testing.assert_close(image2[inner], frame2 * 2 - 1)
-    torch.testing.assert_close(image1[..., 0, left : left + size[1]], image1[..., top, left : left + size[1]])
-    torch.testing.assert_close(image1[..., top : top + size[0], -1], image1[..., top : top + size[0], left + size[1] - 1])
+    rows, cols = slice(top, top + size[0]), slice(left, left + size[1])
+    torch.testing.assert_close(image1[..., 0, cols], image1[..., top, cols])
+    torch.testing.assert_close(image1[..., rows, -1], image1[..., rows, left + size[1] - 1])
     # The last prediction, cropped back, must be exactly the un-padded pixels of frame 1.
     torch.testing.assert_close(flow, frame1[:, :2] * 2 - 1)
 

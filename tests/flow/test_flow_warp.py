@@ -115,7 +115,12 @@ def test_warp_is_differentiable_in_x() -> None:
 
 @pytest.mark.parametrize(
     "x_shape, flow_shape",
-    [((1, 3, 8, 8), (1, 2, 8, 9)), ((2, 3, 8, 8), (1, 2, 8, 8)), ((1, 3, 8, 8), (1, 3, 8, 8)), ((3, 8, 8), (1, 2, 8, 8))],
+    [
+        ((1, 3, 8, 8), (1, 2, 8, 9)),
+        ((2, 3, 8, 8), (1, 2, 8, 8)),
+        ((1, 3, 8, 8), (1, 3, 8, 8)),
+        ((3, 8, 8), (1, 2, 8, 8)),
+    ],
 )
 def test_warp_shape_mismatch_names_shapes(x_shape: tuple, flow_shape: tuple) -> None:
     with pytest.raises(ValueError) as info:
