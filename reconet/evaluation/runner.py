@@ -191,24 +191,84 @@ def _build_scorer(config: EvaluationConfig, device: torch.device) -> QualityScor
     )
 
 
-def _heatmap_matches(pair: EvalPair, wanted: str | None, first: bool) -> bool:
+def _parse_heatmap_pair(spec: str | None) -> tuple[str | None, str | None, int] | None:
+    """ "[PASS/]SCENE/FRAME" or "FRAME" -> (pass or None, scene or None, frame)."""
+    if spec is None:
+        return None
+    parts = spec.strip("/").split("/")
+    if len(parts) > 3 or not parts[-1].isdigit():
+        raise EvaluationError(f"--heatmap-pair {spec!r}: expected FRAME, SCENE/FRAME or PASS/SCENE/FRAME")
+    padded = [None] * (3 - len(parts)) + parts
+    return padded[0], padded[1], int(parts[-1])
+
+
+def _heatmap_matches(pair: EvalPair, wanted: tuple | None, first: bool) -> bool:
     if wanted is None:
         return first
-    parts = wanted.strip("/").split("/")
-    try:
-        frame = int(parts[-1])
-    except ValueError:
-        raise EvaluationError(f"--heatmap-pair {wanted!r}: expected SCENE/FRAME or PASS/SCENE/FRAME") from None
-    if frame != pair.frame:
-        return False
-    if len(parts) >= 2 and parts[-2] != pair.scene:
-        return False
-    return not (len(parts) >= 3 and parts[-3] != pair.pass_name)
+    pass_name, scene, frame = wanted
+    return (
+        frame == pair.frame
+        and (scene is None or scene == pair.scene)
+        and (pass_name is None or pass_name == pair.pass_name)
+    )
+
+
+def _score(method, pair: EvalPair, flow, mask, scorer, input_features, device) -> tuple[dict, tuple]:
+    """One method on one pair: the per-pair record and its outputs (frame N, frame N+1)."""
+    out1, out2 = method.outputs(pair)
+    out1, out2 = out1.to(device).float(), out2.to(device).float()  # (1, 3, H, W)
+    te = float(temporal_error(out1, out2, flow, mask)[0])  # NaN = empty mask
+    fd = float(frame_difference_error(out1, out2)[0])
+    record = {
+        "scene": pair.scene,
+        "frame": pair.frame,
+        "pass": pair.pass_name,
+        "temporal_error": _finite(te),
+        "valid": math.isfinite(te),
+        "frame_difference": _finite(fd),
+        "mask_fraction": float(mask.float().mean()),
+    }
+    if scorer is not None:
+        if method.name == INPUT_NAME:
+            distances = scorer.distances(input_features, None)
+            distances["content_distance"] = torch.zeros(1, dtype=torch.float64)  # by definition
+        else:
+            distances = scorer.distances(scorer.features(out1), input_features)
+        for key, value in distances.items():
+            record[key] = _finite(float(value[0]))
+    return record, (out1, out2)
+
+
+def _entries(methods: list, records: dict[str, list[dict]]) -> dict[str, dict]:
+    """Per-method report entries: description, overall and per-scene aggregates, pair records."""
+    reference = records[INPUT_NAME]
+    groups = _group(reference)
+    entries = {}
+    for method in methods:
+        recs = records[method.name]
+        scenes = [
+            {
+                "scene": scene,
+                "pass": pass_name,
+                **aggregate([recs[i] for i in indices], [reference[i] for i in indices]),
+            }
+            for (pass_name, scene), indices in groups.items()
+        ]
+        entries[method.name] = {
+            **method.describe(),
+            "aggregate": aggregate(recs, reference),
+            "scenes": scenes,
+            "pairs": recs,
+        }
+    return entries
 
 
 def evaluate(config: EvaluationConfig) -> EvaluationResult:
-    """Score every method on every pair of the configured data. Raises EvaluationError (a
-    ValueError) or another ValueError/OSError from the loaders on bad input, before any output exists."""
+    """Score every method on every pair of the configured data.
+
+    Raises EvaluationError (a ValueError), or another ValueError / OSError from the loaders, on
+    bad input; models, data and the loss network are all loaded before the first pair.
+    """
     from tqdm import tqdm
 
     device = _resolve_device(config.device)
@@ -216,7 +276,7 @@ def evaluate(config: EvaluationConfig) -> EvaluationResult:
         raise EvaluationError(f"size must be two integers H W of at least 8, got {config.size}")
     if config.scale is not None and not 0 < config.scale <= 4:
         raise EvaluationError(f"scale must be in (0, 4], got {config.scale}")
-    # load everything that can fail before the (long) loop
+    wanted_heatmap = _parse_heatmap_pair(config.heatmap_pair)
     methods = _build_methods(config, device)
     source = _build_source(config, device)
     scorer = _build_scorer(config, device)
@@ -230,69 +290,28 @@ def evaluate(config: EvaluationConfig) -> EvaluationResult:
             size = [int(v) for v in pair.frame1.shape[-2:]]
             if size not in sizes:
                 sizes.append(size)
-            flow = pair.flow.to(device)
-            mask = pair.mask.to(device)
-            mask_fraction = float(mask.float().mean())
+            flow, mask = pair.flow.to(device), pair.mask.to(device)
+            # the input's features are shared by the content distance of every method
             input_features = scorer.features(pair.frame1.to(device)) if scorer is not None else None
-            want_heatmap = heatmap is None and _heatmap_matches(pair, config.heatmap_pair, index == 0)
-            if want_heatmap:
+            keep_heatmap = heatmap is None and _heatmap_matches(pair, wanted_heatmap, index == 0)
+            if keep_heatmap:
                 heatmap = {"label": pair.label, "mask": mask[0, 0].cpu().numpy(), "methods": {}}
             for method in methods:
-                out1, out2 = method.outputs(pair)
-                out1, out2 = out1.to(device).float(), out2.to(device).float()
-                te = float(temporal_error(out1, out2, flow, mask)[0])
-                fd = float(frame_difference_error(out1, out2)[0])
-                record = {
-                    "scene": pair.scene,
-                    "frame": pair.frame,
-                    "pass": pair.pass_name,
-                    "temporal_error": _finite(te),
-                    "valid": math.isfinite(te),
-                    "frame_difference": _finite(fd),
-                    "mask_fraction": mask_fraction,
-                }
-                if scorer is not None:
-                    if method.name == INPUT_NAME:
-                        distances = scorer.distances(input_features, None)
-                        distances["content_distance"] = torch.zeros(1, dtype=torch.float64)  # by definition
-                    else:
-                        distances = scorer.distances(scorer.features(out1), input_features)
-                    for key, value in distances.items():
-                        record[key] = _finite(float(value[0]))
+                record, (out1, out2) = _score(method, pair, flow, mask, scorer, input_features, device)
                 records[method.name].append(record)
-                if want_heatmap:
-                    error = temporal_error_map(out1, out2, flow)[0, 0].cpu().numpy()
+                if keep_heatmap:
                     heatmap["methods"][method.name] = {
-                        "frame": out1[0].permute(1, 2, 0).cpu().numpy(),
-                        "error": error,
+                        "frame": out1[0].permute(1, 2, 0).cpu().numpy(),  # (H, W, 3)
+                        "error": temporal_error_map(out1, out2, flow)[0, 0].cpu().numpy(),  # (H, W)
                     }
             bar.update(1)
     if not records[INPUT_NAME]:
         raise EvaluationError("no pairs were evaluated")
-    if config.heatmap_pair is not None and heatmap is None:
+    if wanted_heatmap is not None and heatmap is None:
         raise EvaluationError(f"--heatmap-pair {config.heatmap_pair!r} matches no evaluated pair")
 
     reference = records[INPUT_NAME]
-    groups = _group(reference)
-    entries = {}
-    for method in methods:
-        recs = records[method.name]
-        scenes = []
-        for (pass_name, scene), indices in groups.items():
-            scenes.append(
-                {
-                    "scene": scene,
-                    "pass": pass_name,
-                    **aggregate([recs[i] for i in indices], [reference[i] for i in indices]),
-                }
-            )
-        entries[method.name] = {
-            **method.describe(),
-            "aggregate": aggregate(recs, reference),
-            "scenes": scenes,
-            "pairs": recs,
-        }
-
+    entries = _entries(methods, records)
     report = {
         "format": REPORT_FORMAT,
         "version": REPORT_VERSION,

@@ -375,6 +375,14 @@ def _bad_inputs(synthetic: Path, tmp: Path) -> dict[str, tuple[list[str], str]]:
         "nothing to evaluate": (["--root", str(synthetic)], "nothing to evaluate"),
         "missing video": (["--video", str(tmp / "clip.mp4"), "--baseline", "input", *quick], "clip.mp4"),
         "missing style": (["--root", str(synthetic), "--baseline", "input", "--style", str(tmp / "s.jpg")], "s.jpg"),
+        "malformed heat-map pair": (
+            ["--root", str(synthetic), "--baseline", "input", "--heatmap-pair", "shift/x", *quick],
+            "expected FRAME",
+        ),
+        "heat-map pair not evaluated": (
+            ["--root", str(synthetic), "--baseline", "input", "--heatmap-pair", "shift/99", *quick],
+            "matches no evaluated pair",
+        ),
         "unknown scene": (["--root", str(synthetic), "--scene", "nope", "--baseline", "input", *quick], "nope"),
     }
 
@@ -394,6 +402,8 @@ BAD_CASES = [
     "missing video",
     "missing style",
     "unknown scene",
+    "malformed heat-map pair",
+    "heat-map pair not evaluated",
 ]
 
 
