@@ -7,7 +7,9 @@ A malformed file raises :class:`FlowFileError` naming the file and the problem.
 
 from __future__ import annotations
 
+import os
 import re
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -130,6 +132,18 @@ def _check_finite(path: Path, flow: np.ndarray) -> np.ndarray:
 
 
 def _atomic_write(path: Path, payload: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(payload)
-    tmp.replace(path)
+    """Write to a unique temporary file next to ``path``, then rename it into place.
+
+    A unique name (not a fixed ``.name.tmp``) keeps two processes caching the same flow from
+    interleaving their bytes; ``os.open`` with mode 0o666 gives the usual umask permissions
+    (``mkstemp`` would create 0600 files). The temporary file is removed if writing fails.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -193,3 +193,33 @@ def test_corrupt_pfm(tmp_path: Path, content: bytes, problem: str) -> None:
 def test_read_flow_unknown_suffix(tmp_path: Path) -> None:
     with pytest.raises(FlowFileError, match=r"unknown flow format '\.png'"):
         read_flow(tmp_path / "x.png")
+
+
+def test_writes_are_atomic_and_world_readable(tmp_path: Path) -> None:
+    import os
+
+    path = tmp_path / "p.flo"
+    path.write_bytes(b"old content")
+    write_flo(path, np.ones((2, 2, 2), np.float32))
+    write_pfm(tmp_path / "p.pfm", np.ones((2, 2, 2), np.float32))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.flo", "p.pfm"]  # no temporary files left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (path.stat().st_mode & 0o777) == 0o666 & ~umask
+    np.testing.assert_array_equal(read_flo(path), np.ones((2, 2, 2), np.float32))
+
+
+def test_failed_write_keeps_old_file_and_leaves_no_temporary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import reconet.flow.io as flow_io
+
+    path = tmp_path / "keep.flo"
+    write_flo(path, np.ones((2, 2, 2), np.float32))
+
+    def failing_replace(src: object, dst: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(flow_io.os, "replace", failing_replace)
+    with pytest.raises(OSError, match="disk full"):
+        write_flo(path, np.zeros((3, 3, 2), np.float32))
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.flo"]
+    np.testing.assert_array_equal(read_flo(path), np.ones((2, 2, 2), np.float32))
