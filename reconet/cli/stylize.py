@@ -1,0 +1,281 @@
+"""``reconet-stylize``: stylize a video, an image, a folder of frames or a webcam stream.
+
+Parses the command line and calls :mod:`reconet.inference`; no logic of its own beyond
+turning errors into one-line messages and exit codes (0 ok, 1 error, 2 usage, 130 Ctrl-C,
+143 terminated).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+PROG = "reconet-stylize"
+
+EXAMPLES = """\
+examples:
+  reconet-stylize holiday.mp4 holiday_udnie.mp4 --model udnie.pt
+      video -> video: same frames, frame rate, size, duration and soundtrack
+  reconet-stylize clip.webm small.mp4 --model udnie.pt --max-side 640
+  reconet-stylize photo.jpg photo_udnie.png --model udnie.pt
+  reconet-stylize frames/ styled_frames/ --model udnie.pt          (folder -> folder)
+  reconet-stylize frames/ styled.mp4 --model udnie.pt --fps 24     (folder -> video)
+  reconet-stylize webcam:0 --model udnie.pt --preview               (live, q to stop)
+  reconet-stylize webcam:0 recording.mp4 --model udnie.onnx --max-frames 300
+
+Output kind comes from OUTPUT: a video suffix (.mp4 .m4v .mov .mkv .webm .avi .gif), an image
+suffix (.png .jpg ...) or a folder (no suffix). Output is written to a hidden temporary file
+next to OUTPUT and renamed when complete; an existing OUTPUT is kept unless --overwrite.
+"""
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that cleanup runs as for Ctrl-C."""
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _fraction(text: str) -> Fraction:
+    try:
+        value = Fraction(text)  # "30000/1001", "29.97", "25"
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"not a frame rate: {text!r} (e.g. 25, 29.97, 30000/1001)") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"frame rate must be > 0, got {text}")
+    return value.limit_denominator(1001 * 1000)
+
+
+def _size(text: str) -> tuple[int, int]:
+    from reconet.inference.io import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Stylize a video (keeping its frame rate, duration and audio), an image, "
+        "a folder of frames or a webcam stream with a trained ReCoNet model.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("input", help="video file, image file, folder of frames, or webcam:N (e.g. webcam:0)")
+    parser.add_argument(
+        "output",
+        nargs="?",
+        help="video file, image file or folder to create (optional with --preview)",
+    )
+    parser.add_argument(
+        "-m",
+        "--model",
+        required=True,
+        help="trained model: inference artifact (.pt), Lightning checkpoint (.ckpt) or exported .onnx",
+    )
+    device = parser.add_argument_group("device and speed")
+    device.add_argument(
+        "--device",
+        default="auto",
+        choices=("auto", "cpu", "cuda"),
+        help="where to run (auto: cuda if available). CUDA runs in half precision, channels_last, "
+        "with cudnn.benchmark",
+    )
+    device.add_argument(
+        "--backend",
+        default="auto",
+        choices=("auto", "torch", "onnx"),
+        help="inference engine; auto: PyTorch, or ONNX Runtime for .onnx models (default: auto)",
+    )
+    device.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="torch.compile the model (one-off compile time; default: off, see docs/inference.md)",
+    )
+    device.add_argument("--fp32", action="store_true", help="full precision on CUDA (default there: half)")
+    device.add_argument("--threads", type=_positive_int, help="CPU threads for the model (default: all cores)")
+    device.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        help="frames per model call (default: 4 on CUDA, 1 on CPU, 1 for webcams)",
+    )
+    size = parser.add_argument_group("size (default: keep the input size)").add_mutually_exclusive_group()
+    size.add_argument("--size", type=_size, metavar="WxH", help="output size, e.g. 1280x720 (any size, odd too)")
+    size.add_argument(
+        "--max-side",
+        type=_positive_int,
+        metavar="N",
+        help="shrink so that the longer side is at most N pixels (aspect kept, even sizes)",
+    )
+    size.add_argument("--scale", type=_positive_float, metavar="F", help="scale both sides by F, e.g. 0.5")
+    out = parser.add_argument_group("output")
+    out.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    out.add_argument("--no-audio", action="store_true", help="do not copy the soundtrack")
+    out.add_argument(
+        "--crf",
+        type=int,
+        metavar="Q",
+        help="video quality, lower is better (H.264 default 18, VP9 default 31)",
+    )
+    out.add_argument(
+        "--fps",
+        type=_fraction,
+        help="frame rate of a video made from images or a webcam (default 25 for folders; "
+        "webcam recordings use capture times)",
+    )
+    out.add_argument(
+        "--frame-format",
+        default="png",
+        choices=("png", "jpg"),
+        help="file type of frames written to a folder (default: png)",
+    )
+    run = parser.add_argument_group("run")
+    run.add_argument("--max-frames", type=_positive_int, metavar="N", help="stop after N frames")
+    run.add_argument("--preview", action="store_true", help="show a live window with the fps (q or Esc stops)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar (the summary line stays)")
+    run.add_argument("--debug", action="store_true", help="show full tracebacks")
+    return parser
+
+
+def _format_warning(message: Any, category: type, filename: str, lineno: int, line: str | None = None) -> str:
+    return f"{PROG}: warning: {message}\n"
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.output is None and not args.preview:
+        parser.error("OUTPUT is required (or use --preview to only watch)")
+    if not args.debug:
+        warnings.formatwarning = _format_warning  # type: ignore[assignment]
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=UserWarning, module="torch")
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise _Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; no output written", file=sys.stderr)
+        return 130
+    except _Terminated:
+        print(f"{PROG}: terminated; no output written", file=sys.stderr)
+        return 143
+    except Exception as error:  # every failure becomes one line; --debug shows where
+        if args.debug:
+            raise
+        known = _is_user_error(error)
+        hint = "" if known else " (run with --debug for the traceback)"
+        print(f"{PROG}: error: {_one_line(error)}{hint}", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _is_user_error(error: BaseException) -> bool:
+    import av
+
+    return isinstance(error, (ValueError, OSError, MemoryError, av.FFmpegError))
+
+
+def _run(args: argparse.Namespace) -> int:
+    from reconet.inference import io as media
+    from reconet.inference import pipeline
+    from reconet.inference.stylizer import load
+
+    size = media.SizeSpec(size=args.size, max_side=args.max_side, scale=args.scale)
+    webcam = media.is_webcam_spec(args.input)
+    model_path = Path(args.model)
+    if not model_path.exists():
+        raise FileNotFoundError(f"model file not found: {model_path}")
+    if args.output is not None:
+        kind = media.output_kind(args.output)
+        media.check_destination(Path(args.output), overwrite=args.overwrite, folder=kind == "folder")
+    source = media.open_frames(args.input, size=size, max_frames=args.max_frames)
+    with source:
+        stylizer = load(
+            model_path,
+            device=args.device,
+            backend=args.backend,
+            half=False if args.fp32 else None,
+            compile=args.compile,
+            threads=args.threads,
+        )
+        on_cuda = stylizer.info.device.startswith("cuda")
+        batch_size = args.batch_size or (1 if webcam else (4 if on_cuda else 1))
+        print(f"{PROG}: {source.describe()}; model {model_path.name} ({stylizer.info})", file=sys.stderr)
+        preview = pipeline.OpenCVPreview() if args.preview else None
+        start = time.perf_counter()
+        try:
+            if args.output is None:
+                stats = pipeline.run(
+                    source, stylizer, None, batch_size=batch_size, progress=not args.no_progress, preview=preview
+                )
+            else:
+                writer = media.open_writer(
+                    args.output,
+                    source,
+                    overwrite=args.overwrite,
+                    fps=args.fps,
+                    audio=not args.no_audio,
+                    crf=args.crf,
+                    frame_suffix=f".{args.frame_format}",
+                )
+                with writer:
+                    try:
+                        stats = pipeline.run(
+                            source,
+                            stylizer,
+                            writer,
+                            batch_size=batch_size,
+                            progress=not args.no_progress,
+                            preview=preview,
+                        )
+                    except KeyboardInterrupt:
+                        if not webcam:
+                            raise
+                        # A live stream has no end: Ctrl-C is how it is stopped, so keep what
+                        # was recorded (the writer commits when the block exits normally).
+                        stats = None
+                if stats is None:
+                    print(f"{PROG}: stopped; recording kept at {writer.dest}", file=sys.stderr)
+                    return 0
+        finally:
+            if preview is not None:
+                preview.close()
+    stats.wall_seconds = time.perf_counter() - start
+    print(f"{PROG}: {stats.summary()}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,414 @@
+"""Run a trained ReCoNet (encoder-decoder only) on batches of frames, as fast as the device allows.
+
+A :class:`Stylizer` maps a (B, 3, H, W) float [0, 1] CPU batch to a (B, 3, H, W) float [0, 1]
+CPU batch. Backends:
+
+* ``torch`` on CUDA: half precision, channels_last memory format, ``cudnn.benchmark`` (the
+  frame size is fixed for a whole video, so the autotuner's one-off search pays for itself),
+  optional ``torch.compile``. A batch that does not fit in GPU memory is retried frame by
+  frame, then in tiles (:func:`stylize_tiled`), with a warning.
+* ``torch`` on CPU: eager float32; ``channels_last``/``torch.compile`` only when asked
+  (the benchmark, docs/inference.md, decides the defaults in :data:`CPU_DEFAULTS`).
+* ``onnx``: an exported ``.onnx`` file (or the loaded model exported in memory) run by
+  ONNX Runtime, when it is installed.
+
+Models are loaded with :func:`reconet.models.artifact.load_stylizer` (``torch.load`` with
+``weights_only=True``, strict keys); nothing here imports a loss network or Lightning.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from reconet.models.artifact import ModelFileError, load_stylizer
+from reconet.models.reconet import MIN_INPUT_SIZE, ReCoNet
+
+# Decided by scripts/benchmark.py on a 2-core CPU (numbers in docs/inference.md).
+CPU_DEFAULTS: dict[str, Any] = {"backend": "torch", "channels_last": False, "compile": False}
+
+# Tiles are aligned to this, so every tile's stride-2 grids coincide with the full frame's.
+_TILE_ALIGN = 4
+# Context kept around each tile and discarded afterwards: the receptive-field radius of the
+# paper network is 49 px (9x9 at full, 3x3 s2, 3x3 s2, 8 x 3x3 at 1/4, two up-convs, 9x9),
+# so with 64 px of context a convolution-only network is reproduced exactly.
+DEFAULT_TILE_CONTEXT = 64
+
+
+class OutputModel(nn.Module):
+    """ReCoNet with only the stylized image as output (what export and inference need)."""
+
+    def __init__(self, model: ReCoNet):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W) -> (B, 3, H, W)
+        return self.model(x).output
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """"auto" -> cuda when available, else cpu; "cuda" without a GPU is an error."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda requested but no CUDA GPU is available (use --device cpu)")
+    return device
+
+
+def _is_oom(error: BaseException) -> bool:
+    if isinstance(error, torch.OutOfMemoryError):
+        return True
+    return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
+
+
+def _tile_starts(length: int, tile: int) -> list[int]:
+    """Aligned start positions covering [0, length) with tiles of ``tile`` (the last one may be shorter)."""
+    starts = list(range(0, max(length - tile, 0) + 1, tile))
+    if starts[-1] + tile < length:
+        starts.append(starts[-1] + tile)
+    return starts
+
+
+def stylize_tiled(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    tile: int,
+    context: int = DEFAULT_TILE_CONTEXT,
+) -> torch.Tensor:
+    """Apply ``fn`` to ``x`` (B, 3, H, W) tile by tile and reassemble (B, C, H, W).
+
+    Each ``tile`` x ``tile`` core is processed together with ``context`` pixels of the
+    surrounding image on every side (clipped at the frame border) and only the core is kept.
+    Core and context are multiples of 4, so the network's stride-2 grids line up with the
+    full frame. For a network whose output depends only on a window of radius <= context
+    (convolutions, pointwise layers, batch norm in eval) the result equals ``fn(x)`` up to
+    float rounding. Instance norm uses statistics of the whole input, so with it each tile is
+    normalized by its own (core + context) statistics: an approximation whose seams shrink
+    as tiles grow, used only as a last resort when a frame does not fit in memory.
+    """
+    if x.ndim != 4:
+        raise ValueError(f"expected (B, C, H, W), got shape {tuple(x.shape)}")
+    if tile < MIN_INPUT_SIZE:
+        raise ValueError(f"tile must be >= {MIN_INPUT_SIZE}, got {tile}")
+    tile = max(_TILE_ALIGN, tile // _TILE_ALIGN * _TILE_ALIGN)
+    context = -(-context // _TILE_ALIGN) * _TILE_ALIGN  # round up to a multiple of 4
+    height, width = x.shape[-2:]
+    if height <= tile and width <= tile:
+        return fn(x)
+    out: torch.Tensor | None = None
+    for top in _tile_starts(height, tile):
+        for left in _tile_starts(width, tile):
+            bottom, right = min(top + tile, height), min(left + tile, width)
+            y0, x0 = max(top - context, 0), max(left - context, 0)
+            y1, x1 = min(bottom + context, height), min(right + context, width)
+            piece = fn(x[:, :, y0:y1, x0:x1])  # (B, C, y1 - y0, x1 - x0)
+            if out is None:
+                out = piece.new_empty(x.shape[0], piece.shape[1], height, width)
+            out[:, :, top:bottom, left:right] = piece[:, :, top - y0 : bottom - y0, left - x0 : right - x0]
+    assert out is not None
+    return out
+
+
+@dataclass
+class StylizerInfo:
+    backend: str
+    device: str
+    dtype: str
+    channels_last: bool
+    compiled: bool
+    threads: int | None
+
+    def __str__(self) -> str:
+        parts = [self.backend, self.device, self.dtype]
+        if self.channels_last:
+            parts.append("channels_last")
+        if self.compiled:
+            parts.append("compiled")
+        if self.threads:
+            parts.append(f"{self.threads} thread{'s' if self.threads != 1 else ''}")
+        return ", ".join(parts)
+
+
+class Stylizer:
+    """Callable: (B, 3, H, W) float [0, 1] CPU batch -> stylized (B, 3, H, W) float [0, 1] CPU."""
+
+    info: StylizerInfo
+    meta: dict[str, Any]
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    @staticmethod
+    def _check(batch: torch.Tensor) -> None:
+        if batch.ndim != 4 or batch.shape[1] != 3:
+            raise ValueError(f"expected a (B, 3, H, W) batch, got shape {tuple(batch.shape)}")
+        if min(batch.shape[-2:]) < MIN_INPUT_SIZE:
+            raise ValueError(
+                f"frames must be at least {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE} pixels, got shape {tuple(batch.shape)}"
+            )
+
+    def synchronize(self) -> None:
+        """Wait for queued device work (for honest timings)."""
+
+
+class TorchStylizer(Stylizer):
+    """A ReCoNet in PyTorch on CPU or CUDA; see the module docstring for the per-device setup."""
+
+    def __init__(
+        self,
+        model: ReCoNet,
+        *,
+        device: str | torch.device | None = "auto",
+        half: bool | None = None,
+        channels_last: bool | None = None,
+        compile: bool = False,
+        threads: int | None = None,
+        meta: dict[str, Any] | None = None,
+    ):
+        self.device = resolve_device(device)
+        cuda = self.device.type == "cuda"
+        self.dtype = torch.float16 if (half if half is not None else cuda) else torch.float32
+        self.channels_last = channels_last if channels_last is not None else (cuda or CPU_DEFAULTS["channels_last"])
+        self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        if threads is not None and not cuda:
+            torch.set_num_threads(threads)
+        if cuda:
+            torch.backends.cudnn.benchmark = True
+        model = model.eval().requires_grad_(False)
+        model = model.to(device=self.device, dtype=self.dtype, memory_format=self.memory_format)
+        self.model = OutputModel(model).eval()
+        self._forward: Callable[[torch.Tensor], torch.Tensor] = self.model
+        self.compiled = False
+        if compile:
+            self._forward = _compile(self.model)
+            self.compiled = True
+        self.tile: int | None = None  # set after an out-of-memory fallback
+        self.meta = dict(meta or {})
+        self.info = StylizerInfo(
+            "torch",
+            str(self.device),
+            str(self.dtype).replace("torch.", ""),
+            self.channels_last,
+            self.compiled,
+            None if cuda else torch.get_num_threads(),
+        )
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        if self.tile is not None:
+            return stylize_tiled(self._forward, x, self.tile)
+        return self._forward(x)
+
+    @torch.inference_mode()
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        self._check(batch)
+        x = batch.to(self.device, non_blocking=True).to(dtype=self.dtype, memory_format=self.memory_format)
+        try:
+            y = self._run(x)
+        except (torch.OutOfMemoryError, RuntimeError) as error:
+            if not _is_oom(error) or self.device.type != "cuda":
+                raise
+            y = self._after_oom(x)
+        return y.float().cpu()
+
+    def _after_oom(self, x: torch.Tensor) -> torch.Tensor:
+        """Out of GPU memory: frame by frame, then ever smaller tiles; warn once per step."""
+        torch.cuda.empty_cache()
+        if x.shape[0] > 1:
+            warnings.warn(
+                f"out of GPU memory for a batch of {x.shape[0]} frames; stylizing frame by frame",
+                stacklevel=3,
+            )
+            try:
+                return torch.cat([self._run(frame[None]) for frame in x])
+            except (torch.OutOfMemoryError, RuntimeError) as error:
+                if not _is_oom(error):
+                    raise
+                torch.cuda.empty_cache()
+        tile = self.tile or 1 << (max(x.shape[-2:]) - 1).bit_length()
+        while tile > 64:
+            tile //= 2
+            self.tile = tile
+            warnings.warn(
+                f"out of GPU memory for a {x.shape[-1]}x{x.shape[-2]} frame; stylizing in {tile}x{tile} tiles "
+                "(instance-norm statistics per tile: an approximation; a smaller --max-side avoids it)",
+                stacklevel=3,
+            )
+            try:
+                return torch.cat([stylize_tiled(self._forward, frame[None], tile) for frame in x])
+            except (torch.OutOfMemoryError, RuntimeError) as error:
+                if not _is_oom(error):
+                    raise
+                torch.cuda.empty_cache()
+        raise MemoryError("out of GPU memory even with 64x64 tiles; use --device cpu or a smaller --max-side")
+
+    def synchronize(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+
+def _compile(module: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """torch.compile (inductor) with weight freezing: constant weights let inductor prepack them
+    for oneDNN on CPU and fold them into fused kernels; one graph per frame size."""
+    import torch._inductor.config as inductor_config
+
+    inductor_config.freezing = True
+    return torch.compile(module, dynamic=False)
+
+
+class OnnxStylizer(Stylizer):
+    """An ONNX model (file path or serialized bytes) run by ONNX Runtime."""
+
+    def __init__(
+        self,
+        model: str | Path | bytes,
+        *,
+        device: str | torch.device | None = "auto",
+        threads: int | None = None,
+        meta: dict[str, Any] | None = None,
+    ):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise ModelFileError(
+                "running .onnx models needs ONNX Runtime: pip install 'reconet[onnx]'"
+            ) from None
+        requested = "auto" if device is None else str(device)
+        providers = ["CPUExecutionProvider"]
+        available = ort.get_available_providers()
+        if requested in ("auto", "cuda") and "CUDAExecutionProvider" in available:
+            providers.insert(0, "CUDAExecutionProvider")
+        elif requested == "cuda":
+            raise ValueError("--device cuda requested but ONNX Runtime has no CUDA provider (use --device cpu)")
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads or _physical_cores()
+        options.inter_op_num_threads = 1
+        source = model if isinstance(model, bytes) else str(model)
+        try:
+            self.session = ort.InferenceSession(source, options, providers=providers)
+        except Exception as error:  # ORT raises its own exception types (Fail, InvalidGraph, ...)
+            where = "exported model" if isinstance(model, bytes) else str(model)
+            raise ModelFileError(f"{where}: not a usable ONNX model ({' '.join(str(error).split())[:200]})") from None
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1 or len(inputs[0].shape) != 4:
+            raise ModelFileError(f"{model}: expected an ONNX model with one (B, 3, H, W) input")
+        self.input_name = inputs[0].name
+        self.meta = dict(meta or {})
+        used = self.session.get_providers()[0]
+        self.info = StylizerInfo(
+            "onnxruntime",
+            "cuda" if used.startswith("CUDA") else "cpu",
+            "float32",
+            False,
+            False,
+            options.intra_op_num_threads,
+        )
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        self._check(batch)
+        array = np.ascontiguousarray(batch.detach().float().cpu().numpy())
+        (out,) = self.session.run(None, {self.input_name: array})
+        return torch.from_numpy(out)
+
+
+def _physical_cores() -> int:
+    return max(1, torch.get_num_threads() or os.cpu_count() or 1)
+
+
+def model_to_onnx_bytes(model: ReCoNet, opset: int = 17) -> bytes:
+    """Serialize ``model`` to ONNX in memory (dynamic batch, height and width)."""
+    from reconet.inference.export import export_onnx
+
+    buffer = io.BytesIO()
+    export_onnx(model, buffer, opset=opset)
+    return buffer.getvalue()
+
+
+def load(
+    path: str | Path,
+    *,
+    device: str | torch.device | None = "auto",
+    backend: str = "auto",
+    half: bool | None = None,
+    channels_last: bool | None = None,
+    compile: bool | None = None,
+    threads: int | None = None,
+) -> Stylizer:
+    """Build the fastest stylizer for ``path`` (artifact, Lightning checkpoint or .onnx).
+
+    ``backend``: "auto" (CUDA: torch; CPU: :data:`CPU_DEFAULTS`), "torch" or "onnx".
+    ``compile`` None means the device default (off on CUDA, :data:`CPU_DEFAULTS` on CPU).
+    """
+    path = Path(path)
+    if backend not in ("auto", "torch", "onnx"):
+        raise ValueError(f"backend must be auto, torch or onnx, got {backend!r}")
+    if path.suffix.lower() == ".onnx":
+        if backend == "torch":
+            raise ValueError(f"{path}: an ONNX file runs only with the onnx backend")
+        if not path.is_file():
+            raise FileNotFoundError(f"model file not found: {path}")
+        return OnnxStylizer(path, device=device, threads=threads, meta={"source": str(path)})
+    target = resolve_device(device) if backend != "onnx" else torch.device("cpu")
+    model, meta = load_stylizer(path, map_location="cpu")
+    on_cpu = target.type == "cpu"
+    if backend == "auto":
+        backend = CPU_DEFAULTS["backend"] if on_cpu else "torch"
+        if backend == "onnx" and not _onnxruntime_available():
+            backend = "torch"
+    if backend == "onnx":
+        return OnnxStylizer(model_to_onnx_bytes(model), device=device, threads=threads, meta=meta)
+    if compile is None:
+        compile = bool(CPU_DEFAULTS["compile"]) if on_cpu else False
+    return TorchStylizer(
+        model,
+        device=target,
+        half=half,
+        channels_last=channels_last,
+        compile=compile,
+        threads=threads,
+        meta=meta,
+    )
+
+
+def _onnxruntime_available() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def timed(stylizer: Stylizer, batch: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """(output, seconds) for one call, device work included."""
+    start = time.perf_counter()
+    out = stylizer(batch)
+    stylizer.synchronize()
+    return out, time.perf_counter() - start
+
+
+__all__ = [
+    "CPU_DEFAULTS",
+    "DEFAULT_TILE_CONTEXT",
+    "OnnxStylizer",
+    "OutputModel",
+    "Stylizer",
+    "StylizerInfo",
+    "TorchStylizer",
+    "load",
+    "model_to_onnx_bytes",
+    "resolve_device",
+    "stylize_tiled",
+    "timed",
+]
+
