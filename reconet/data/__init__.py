@@ -6,9 +6,11 @@ Every dataset yields the same sample dict (see :mod:`reconet.data.sample`):
 """
 
 from reconet.data.errors import DatasetError, DatasetWarning
+from reconet.data.flyingchairs import FlyingChairs, FlyingChairs2
 from reconet.data.masks import mask_from_maps, photometric_mask
 from reconet.data.sample import META_KEYS, check_sample, make_sample
 from reconet.data.sintel import SintelPairs
+from reconet.data.synthetic import FlyingShapes
 from reconet.data.transforms import (
     CenterCrop,
     Compose,
@@ -25,6 +27,9 @@ __all__ = [
     "Compose",
     "DatasetError",
     "DatasetWarning",
+    "FlyingChairs",
+    "FlyingChairs2",
+    "FlyingShapes",
     "RandomCrop",
     "RandomHorizontalFlip",
     "Resize",
