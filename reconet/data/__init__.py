@@ -9,6 +9,7 @@ from reconet.data.errors import DatasetError, DatasetWarning
 from reconet.data.flyingchairs import FlyingChairs, FlyingChairs2
 from reconet.data.masks import mask_from_maps, photometric_mask
 from reconet.data.sample import META_KEYS, check_sample, make_sample
+from reconet.data.scene_flow import SceneFlow
 from reconet.data.sintel import SintelPairs
 from reconet.data.synthetic import FlyingShapes
 from reconet.data.transforms import (
@@ -34,6 +35,7 @@ __all__ = [
     "RandomHorizontalFlip",
     "Resize",
     "ResizeToCover",
+    "SceneFlow",
     "SintelPairs",
     "build_transform",
     "check_sample",

@@ -183,8 +183,12 @@ def test_chairs2_missing_occ_and_bad_root(chairs2_root: tuple[Path, FlyingShapes
     assert torch.equal(dataset[0]["mask"], in_frame_mask(flow.unsqueeze(0))[0])
     with pytest.raises(DatasetError, match="occ_01"):
         FlyingChairs2(root, split="val", missing_occlusion="error")
+    empty = tmp_path / "empty"
+    empty.mkdir()
     with pytest.raises(DatasetError, match=r"no .*train"):
-        FlyingChairs2(tmp_path / "empty_root_that_exists" if (tmp_path / "empty_root_that_exists").mkdir() is None else tmp_path)
+        FlyingChairs2(empty)
+    with pytest.raises(DatasetError, match="missing_root"):
+        FlyingChairs2(tmp_path / "missing_root")
 
 
 def test_photometric_mask_shapes() -> None:
