@@ -233,3 +233,31 @@ def test_forward_shape_errors_name_the_shapes(style, frames):
         criterion(input1, input2[:1], model(input1), model(input2), flow, mask)
     with pytest.raises(ValueError, match=r"\(2, 2, 16, 48\)"):
         criterion(input1, input2, model(input1), model(input2), flow[..., :16, :], mask[..., :16, :])
+
+
+def test_default_layers_exist_in_both_vgg_networks():
+    from reconet.losses import DEFAULT_CONTENT_LAYER, DEFAULT_STYLE_LAYERS
+    from reconet.models.loss_network import VGG_LAYERS
+
+    for name in ("vgg16", "vgg19"):
+        assert set((DEFAULT_CONTENT_LAYER, *DEFAULT_STYLE_LAYERS)) <= set(VGG_LAYERS[name]), name
+
+
+def test_with_the_real_reconet_and_a_vgg19_loss_network(style, sintel_root):
+    # Integration with the package's own modules: odd frame size (features from the padded
+    # input), untrained VGG-19 for speed, real Sintel frames.
+    from reconet.models import build_reconet
+    from reconet.models.loss_network import build_loss_network
+
+    root = sintel_root / "training" / "clean" / "alley_1"
+    input1 = load_image(root / "frame_0002.png")[None, :, 200:238, 500:546]  # (1, 3, 38, 46)
+    input2 = load_image(root / "frame_0003.png")[None, :, 200:238, 500:546]
+    network = build_loss_network("vgg19", weights="random")
+    criterion = ReCoNetLoss(network, style, style_size=24)
+    model = build_reconet("tiny")
+    flow, mask = _flow_mask(1, (38, 46))
+    terms = criterion(input1, input2, model(input1), model(input2), flow, mask)
+    assert all(torch.isfinite(value) and value >= 0 for value in terms.values())
+    terms["total"].backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    assert all(p.grad is None for p in network.parameters())
