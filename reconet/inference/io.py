@@ -67,6 +67,10 @@ _AUDIO_TRANSCODE = {
     "webm": "libopus",
     "avi": "libmp3lame",
 }
+# AVI stores one tick per video frame and cannot start a stream before zero: an audio packet
+# that ends before time zero (AAC encoder priming, hidden by an MP4 edit list) would make the
+# muxer shift the video by a whole frame, so such packets are left out there.
+_DROP_PRE_ROLL = {"avi"}
 # libopus only runs at these sample rates; anything else is resampled to 48 kHz.
 _OPUS_RATES = (48000, 24000, 16000, 12000, 8000)
 
@@ -830,6 +834,7 @@ class _AudioTrack:
                 self._out_stream.bit_rate = 192_000
             self.description = f"{codec} -> {self._out_stream.codec_context.name}"
         self._packets = self._input.demux(self._in_stream)
+        self._drop_pre_roll = container_format in _DROP_PRE_ROLL
         self._pending: Any = None
         self._exhausted = False
 
@@ -837,6 +842,8 @@ class _AudioTrack:
         if self._pending is None and not self._exhausted:
             for packet in self._packets:
                 if packet.pts is None or packet.size == 0:  # demuxer flush packets
+                    continue
+                if self._drop_pre_roll and packet.pts + (packet.duration or 0) <= 0:
                     continue
                 self._pending = packet
                 break
@@ -1036,9 +1043,10 @@ def open_writer(
     """
     kind = output_kind(dest)
     if kind == "image":
-        if source.num_frames is not None and source.num_frames > 1:
+        count = source.num_frames or source.frames_hint or 0
+        if count > 1 or source.kind == "webcam":
             raise OutputError(
-                f"{dest}: an image holds one frame but the input has {source.num_frames}; "
+                f"{dest}: an image holds one frame but the input has {count or 'many'}; "
                 "give a video file or a folder as output"
             )
         return ImageWriter(dest, overwrite=overwrite)
