@@ -1,0 +1,113 @@
+"""Minimize a loss over an image that must stay in [0, 1] RGB: L-BFGS or Adam.
+
+Two ways to respect the range (``parametrization``):
+
+* ``"clamp"`` (default): the pixels themselves are the variables; after every optimizer
+  iteration they are projected back onto [0, 1] (projected gradient). Pixels that want to be
+  saturated stay exactly at 0 or 1 and keep full gradients inside the range. With L-BFGS the
+  projection makes the curvature history slightly inconsistent; in practice this is harmless
+  and it is what most Gatys implementations do.
+* ``"sigmoid"``: the variables are logits z and the image is sigmoid(z), so it can never leave
+  (0, 1) and L-BFGS sees a smooth unconstrained problem. Saturated pixels learn slowly
+  (sigmoid'(z) -> 0), and the start image is clamped to [1e-3, 1 - 1e-3] before the logit.
+
+L-BFGS runs one iteration per ``step`` call (``max_iter=1``, no line search, step 1 as in
+Gatys et al.), so ``iterations`` counts loss-network evaluations for both optimizers and the
+projection can be applied between iterations. The image with the lowest loss seen is returned,
+so a diverging step can never make the result worse than the start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+LossFn = Callable[[torch.Tensor], dict[str, torch.Tensor]]
+
+_SIGMOID_EPS = 1e-3
+
+
+@dataclass
+class SolveResult:
+    image: torch.Tensor  # (1, 3, H, W) in [0, 1], detached: the lowest-loss image seen
+    terms: dict[str, float]  # weighted loss terms of ``image`` (keys of the loss dict)
+    history: list[float] = field(default_factory=list)  # total loss per evaluation
+    iterations: int = 0
+
+
+def solve(
+    loss_fn: LossFn,
+    init: torch.Tensor,
+    *,
+    optimizer: str = "lbfgs",
+    iterations: int = 100,
+    lr: float = 1.0,
+    parametrization: str = "clamp",
+) -> SolveResult:
+    """Minimize ``loss_fn(image)["total"]`` starting from ``init`` (1, 3, H, W) in [0, 1].
+
+    ``init`` is never modified. With ``iterations == 0`` the start image is returned (clamped)
+    together with its loss terms.
+    """
+    if init.ndim != 4 or init.shape[1] != 3:
+        raise ValueError(f"init must be (B, 3, H, W), got {tuple(init.shape)}")
+    if parametrization == "clamp":
+        variable = init.detach().clamp(0.0, 1.0).clone().requires_grad_(True)
+
+        def to_image(v: torch.Tensor) -> torch.Tensor:
+            return v
+
+    elif parametrization == "sigmoid":
+        variable = torch.logit(init.detach().clamp(_SIGMOID_EPS, 1.0 - _SIGMOID_EPS)).requires_grad_(True)
+        to_image = torch.sigmoid
+    else:
+        raise ValueError(f"parametrization must be 'clamp' or 'sigmoid', got {parametrization!r}")
+
+    if optimizer == "lbfgs":
+        opt: torch.optim.Optimizer = torch.optim.LBFGS(
+            [variable], lr=lr, max_iter=1, history_size=50, tolerance_grad=0.0, tolerance_change=0.0
+        )
+    elif optimizer == "adam":
+        opt = torch.optim.Adam([variable], lr=lr)
+    else:
+        raise ValueError(f"optimizer must be 'lbfgs' or 'adam', got {optimizer!r}")
+
+    best_loss = float("inf")
+    best_image = to_image(variable).detach().clone()
+    best_terms: dict[str, float] = {}
+    history: list[float] = []
+
+    def evaluate(image: torch.Tensor) -> torch.Tensor:
+        nonlocal best_loss, best_image, best_terms
+        terms = loss_fn(image)
+        total = terms["total"]
+        value = float(total.detach())
+        history.append(value)
+        # Optimizers evaluate before they step, so this is the loss of the current image.
+        if value < best_loss:
+            best_loss = value
+            best_image = image.detach().clone()
+            best_terms = {k: float(v.detach()) for k, v in terms.items()}
+        return total
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad(set_to_none=True)
+        total = evaluate(to_image(variable))  # (1, 3, H, W) image
+        total.backward()
+        return total
+
+    done = 0
+    for _ in range(iterations):
+        opt.step(closure)
+        done += 1
+        if parametrization == "clamp":
+            with torch.no_grad():
+                variable.clamp_(0.0, 1.0)  # projection; ``variable`` is our own leaf, not the caller's
+        if not torch.isfinite(variable).all():
+            break  # diverged: keep the best image seen so far
+    # The last step's result has not been evaluated yet.
+    with torch.no_grad():
+        evaluate(to_image(variable))
+    return SolveResult(image=best_image.clamp(0.0, 1.0), terms=best_terms, history=history, iterations=done)
