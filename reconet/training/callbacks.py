@@ -20,12 +20,15 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from reconet.evaluation.temporal import temporal_error_map
 from reconet.image import save_image
+from reconet.training.config import asset_path
 
 # Heat-map scale: the colour map saturates at this RMS difference (in [0, 1] RGB units)
 # so that images from different steps and runs are comparable.
 HEATMAP_MAX_RMS = 0.25
 # Tiles are downscaled to at most this width for TensorBoard (event files stay small).
 TILE_MAX_WIDTH = 512
+# Short CC0 clip stylized at the end of training (reconet/assets/videos/ATTRIBUTION.md).
+DEMO_CLIP = asset_path("videos/flower_cc0.mp4")
 
 
 def _fixed_sample(trainer: pl.Trainer, index: int) -> dict[str, Any] | None:
@@ -220,31 +223,55 @@ class ArtifactExport(Callback):
 
 
 class SampleExport(Callback):
-    """At the end of training, save the fixed validation pair stylized, as PNG files.
+    """At the end of training, save stylized samples in ``dirpath``.
 
-    ``<dirpath>/pair_input1.png``, ``pair_input2.png``, ``pair_stylized1.png``,
-    ``pair_stylized2.png`` and ``pair_grid.png`` (the same 2 x 3 grid as in TensorBoard).
+    * the fixed validation pair: ``pair_input1.png``, ``pair_input2.png``, ``pair_stylized1.png``,
+      ``pair_stylized2.png`` and ``pair_grid.png`` (the 2 x 3 grid logged to TensorBoard);
+    * ``demo_stylized.mp4``: ``clip`` (default: the bundled CC0 demo clip, 60 frames at 320x180)
+      stylized frame by frame, to see the result on real motion; ``clip=null`` skips it.
     """
 
-    def __init__(self, dirpath: str | Path, pair_index: int = 0) -> None:
+    def __init__(self, dirpath: str | Path, pair_index: int = 0, clip: str | Path | None = DEMO_CLIP) -> None:
         self.dirpath = Path(dirpath)
         self.pair_index = int(pair_index)
+        self.clip = Path(clip) if clip is not None else None
 
     @rank_zero_only
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        sample = _fixed_sample(trainer, self.pair_index)
-        if sample is None:
-            return
-        images = render_pair(pl_module, sample)
         self.dirpath.mkdir(parents=True, exist_ok=True)
-        for name, key in (
-            ("pair_input1", "input1"),
-            ("pair_input2", "input2"),
-            ("pair_stylized1", "output1"),
-            ("pair_stylized2", "output2"),
-        ):
-            _save_image_atomic(self.dirpath / f"{name}.png", images[key])
-        _save_image_atomic(self.dirpath / "pair_grid.png", pair_grid(images, max_width=None))
+        sample = _fixed_sample(trainer, self.pair_index)
+        if sample is not None:
+            images = render_pair(pl_module, sample)
+            for name, key in (
+                ("pair_input1", "input1"),
+                ("pair_input2", "input2"),
+                ("pair_stylized1", "output1"),
+                ("pair_stylized2", "output2"),
+            ):
+                _save_image_atomic(self.dirpath / f"{name}.png", images[key])
+            _save_image_atomic(self.dirpath / "pair_grid.png", pair_grid(images, max_width=None))
+        if self.clip is not None:
+            stylize_clip(pl_module.network, self.clip, self.dirpath / "demo_stylized.mp4")
+
+
+@torch.no_grad()
+def stylize_clip(network: torch.nn.Module, source: Path, destination: Path) -> Path:
+    """Stylize every frame of a short clip with ``network`` and write it (atomically) as a video."""
+    from reconet.image import tensor_to_uint8, uint8_to_tensor
+    from reconet.inference.io import Frame, open_frames, open_writer
+
+    device = next(network.parameters()).device
+    was_training = network.training
+    network.eval()
+    try:
+        with open_frames(source) as frames, open_writer(destination, frames, overwrite=True, audio=False) as writer:
+            for frame in frames.frames():
+                image = uint8_to_tensor(frame.image).unsqueeze(0).to(device)  # (1, 3, H, W)
+                styled = network(image).output[0]  # (3, H, W)
+                writer.write(Frame(frame.index, tensor_to_uint8(styled), frame.time, frame.duration))
+    finally:
+        network.train(was_training)
+    return destination
 
 
 def _save_image_atomic(path: Path, image: torch.Tensor) -> None:

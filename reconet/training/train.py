@@ -33,6 +33,7 @@ from reconet.training.config import ConfigError, register_resolvers
 from reconet.training.module import ReCoNetModule
 
 RESOLVED_CONFIG_NAME = "config_resolved.yaml"
+WEIGHT_KEYS = ("alpha", "beta", "gamma", "lambda_f", "lambda_o")
 
 
 @dataclass
@@ -118,10 +119,20 @@ def build_loss(cfg: DictConfig, style_image: torch.Tensor) -> tuple[torch.nn.Mod
     with _stage("loss.network"):
         # Offline without VGG-16 weights this warns and falls back to the bundled VGG-19.
         network = build_loss_network(layers=layers, **network_cfg)
+    name = str(network.name)
+    # Term weights: explicit values win; null takes the set calibrated for the network used.
+    per_network = loss_cfg.pop("weights", None) or {}
+    calibrated = per_network.get(name, {})
+    for term in WEIGHT_KEYS:
+        if loss_cfg.get(term) is None:
+            if term not in calibrated:
+                raise ConfigError(f"loss.{term} is null and loss.weights.{name}.{term} is not set")
+            loss_cfg[term] = float(calibrated[term])
     used = {
-        "name": str(network.name),
+        "name": name,
         "weights_source": str(network.weights_source),
         "layers": list(network.layers),
+        "term_weights": {term: loss_cfg[term] for term in WEIGHT_KEYS},
     }
     with _stage("loss"):
         objective = ReCoNetLoss(network, style_image, **loss_cfg)

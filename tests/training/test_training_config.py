@@ -98,7 +98,9 @@ def test_every_group_option_composes(group):
 def test_experiments_are_one_override_patches():
     cfg = compose_train("output_dir=unused", "experiment=no_temporal")
     assert cfg.loss.lambda_f == 0 and cfg.loss.lambda_o == 0
-    assert cfg.loss.alpha > 0 and cfg.loss.beta > 0
+    assert cfg.loss.alpha is None and cfg.loss.beta is None  # still the loss network's own values
+    for network in ("vgg16", "vgg19"):
+        assert cfg.loss.weights[network].alpha > 0 and cfg.loss.weights[network].beta > 0
     quick = compose_train("output_dir=unused", "experiment=quickstart")
     assert quick.model.preset == "tiny" and quick.trainer.accelerator == "cpu"
     assert quick.trainer.max_steps > 0

@@ -58,6 +58,7 @@ def small(tmp_path: Path, *overrides: str):
         "trainer.enable_progress_bar=false",
         "trainer.enable_model_summary=false",
         "trainer.max_epochs=-1",
+        "callbacks.samples.clip=null",
         *overrides,
     )
 
@@ -72,7 +73,7 @@ def column(rows: list[dict[str, str]], name: str) -> list[tuple[int, float]]:
 
 
 def test_fast_dev_run_on_synthetic_data(tmp_path):
-    metrics, run = train(small(tmp_path, "debug=fdr"))
+    metrics, run = train(small(tmp_path, "debug=fdr", "loss.lambda_o=2e5"))
     assert run.trainer.global_step == 1
     for tag in LOSS_TAGS:
         assert math.isfinite(metrics[tag]), tag
@@ -83,8 +84,22 @@ def test_fast_dev_run_on_synthetic_data(tmp_path):
     assert resolved.loss.network.used.name == "vgg16"
     assert resolved.loss.network.used.weights_source == "random" or "random" in resolved.loss.network.used.weights_source
     assert run.module.hparams["run_config"]["loss"]["network"]["used"]["name"] == "vgg16"
+    # term weights: the calibrated set of the network used, except what was overridden
+    used_weights = resolved.loss.network.used.term_weights
+    assert used_weights.alpha == resolved.loss.weights.vgg16.alpha and used_weights.lambda_o == 2e5
+    assert run.module.loss.weights == {**OmegaConf.to_container(resolved.loss.weights.vgg16), "lambda_o": 2e5}
     assert (tmp_path / "stylizer.pt").is_file()
     assert (tmp_path / "samples" / "pair_stylized1.png").is_file()
+
+
+def test_samples_include_the_stylized_demo_clip(tmp_path):
+    from reconet.inference.io import open_frames
+    from reconet.training.config import asset_path
+
+    train(small(tmp_path, "debug=fdr", f"callbacks.samples.clip={asset_path('videos/flower_cc0.mp4')}"))
+    with open_frames(tmp_path / "samples" / "demo_stylized.mp4") as clip:
+        assert clip.size == (320, 180) and float(clip.fps) == pytest.approx(30000 / 1001)
+        assert sum(1 for _ in clip.frames()) == 60
 
 
 def test_sintel_run_logs_scalars_images_checkpoints_and_artifact(tmp_path, sintel_root):
