@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from fractions import Fraction
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -25,6 +26,16 @@ from reconet.cli.stylize import main
 from reconet.models import build_reconet, save_artifact
 
 NTSC = Fraction(30000, 1001)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    # Two shared cores: OpenMP threads that wait on each other under load are far slower
+    # than one thread. Restored afterwards (the CLI's --threads sets it process-wide).
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

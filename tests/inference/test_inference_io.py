@@ -7,6 +7,7 @@ measured here with plain PyAV demuxing/decoding, never from reconet's reader.
 from __future__ import annotations
 
 from fractions import Fraction
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -20,6 +21,16 @@ from reconet.inference.pipeline import run
 
 # ----------------------------------------------------------------------------------------
 # independent probes
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    # Two shared cores: OpenMP threads that wait on each other under load are far slower
+    # than one thread. Restored afterwards (the CLI's --threads sets it process-wide).
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def decoded_frames(path: Path, size: tuple[int, int] | None = None) -> list[np.ndarray]:
