@@ -7,8 +7,11 @@ CPU batch. Backends:
   frame size is fixed for a whole video, so the autotuner's one-off search pays for itself),
   optional ``torch.compile``. A batch that does not fit in GPU memory is retried frame by
   frame, then in tiles (:func:`stylize_tiled`), with a warning.
-* ``torch`` on CPU: eager float32; ``channels_last``/``torch.compile`` only when asked
-  (the benchmark, docs/inference.md, decides the defaults in :data:`CPU_DEFAULTS`).
+* ``torch`` on CPU: float32 with per-layer tuned convolution kernels (NNPACK Winograd/FFT
+  or oneDNN, :mod:`reconet.inference.accelerate`) and, for jobs long enough to repay it,
+  ``torch.compile`` to fuse the memory-bound layers. scripts/benchmark.py measured this
+  against eager, channels_last, plain ``torch.compile`` and ONNX Runtime (docs/inference.md);
+  :data:`CPU_DEFAULTS` records the outcome.
 * ``onnx``: an exported ``.onnx`` file (or the loaded model exported in memory) run by
   ONNX Runtime, when it is installed.
 
@@ -35,7 +38,15 @@ from reconet.models.artifact import ModelFileError, load_stylizer
 from reconet.models.reconet import MIN_INPUT_SIZE, ReCoNet
 
 # Decided by scripts/benchmark.py on a 2-core CPU (numbers in docs/inference.md).
-CPU_DEFAULTS: dict[str, Any] = {"backend": "torch", "channels_last": False, "compile": False}
+CPU_DEFAULTS: dict[str, Any] = {
+    "backend": "torch",  # ONNX Runtime measured slower than tuned kernels + compile
+    "accelerate": True,  # per-layer kernel choice incl. NNPACK Winograd/FFT
+    "channels_last": False,  # whole-network NHWC is slower: instance norm copies
+    "compile": "auto",  # torch.compile when the job is long enough to repay compiling
+}
+# "auto" compiles on CPU when at least this many frames are expected (compiling costs about
+# as much as 10-40 frames of the paper network at 640x360).
+COMPILE_MIN_FRAMES = 64
 
 # Tiles are aligned to this, so every tile's stride-2 grids coincide with the full frame's.
 _TILE_ALIGN = 4
@@ -128,11 +139,14 @@ class StylizerInfo:
     channels_last: bool
     compiled: bool
     threads: int | None
+    accelerated: bool = False
 
     def __str__(self) -> str:
         parts = [self.backend, self.device, self.dtype]
         if self.channels_last:
             parts.append("channels_last")
+        if self.accelerated:
+            parts.append("tuned kernels")
         if self.compiled:
             parts.append("compiled")
         if self.threads:
@@ -163,7 +177,14 @@ class Stylizer:
 
 
 class TorchStylizer(Stylizer):
-    """A ReCoNet in PyTorch on CPU or CUDA; see the module docstring for the per-device setup."""
+    """A ReCoNet in PyTorch on CPU or CUDA; see the module docstring for the per-device setup.
+
+    ``accelerate`` (CPU float32 only; default :data:`CPU_DEFAULTS`) swaps in per-layer tuned
+    convolution kernels (:mod:`reconet.inference.accelerate`). ``compile`` wraps the network in
+    ``torch.compile`` after the first batch (which also tunes the kernels), so that compiling
+    sees the final kernels and the first frame is not delayed twice; a later batch of another
+    shape runs uncompiled, and a short last batch is padded to the compiled batch size.
+    """
 
     def __init__(
         self,
@@ -172,6 +193,7 @@ class TorchStylizer(Stylizer):
         device: str | torch.device | None = "auto",
         half: bool | None = None,
         channels_last: bool | None = None,
+        accelerate: bool | None = None,
         compile: bool = False,
         threads: int | None = None,
         meta: dict[str, Any] | None = None,
@@ -179,7 +201,13 @@ class TorchStylizer(Stylizer):
         self.device = resolve_device(device)
         cuda = self.device.type == "cuda"
         self.dtype = torch.float16 if (half if half is not None else cuda) else torch.float32
-        self.channels_last = channels_last if channels_last is not None else (cuda or CPU_DEFAULTS["channels_last"])
+        if accelerate is None:
+            accelerate = bool(CPU_DEFAULTS["accelerate"]) and not cuda and self.dtype == torch.float32
+        if accelerate and (cuda or self.dtype != torch.float32):
+            raise ValueError("accelerate is for CPU float32 inference only")
+        if channels_last is None:
+            channels_last = cuda or (bool(CPU_DEFAULTS["channels_last"]) and not accelerate)
+        self.channels_last = channels_last
         self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         if threads is not None and not cuda:
             torch.set_num_threads(threads)
@@ -187,12 +215,16 @@ class TorchStylizer(Stylizer):
             torch.backends.cudnn.benchmark = True
         model = model.eval().requires_grad_(False)
         model = model.to(device=self.device, dtype=self.dtype, memory_format=self.memory_format)
-        self.model = OutputModel(model).eval()
-        self._forward: Callable[[torch.Tensor], torch.Tensor] = self.model
-        self.compiled = False
-        if compile:
-            self._forward = _compile(self.model)
-            self.compiled = True
+        network: nn.Module = model
+        self.accelerated = accelerate
+        if accelerate:
+            from reconet.inference.accelerate import accelerate as tune_kernels
+
+            network = tune_kernels(model)
+        self.model = OutputModel(network).eval()  # type: ignore[arg-type]
+        self.compile = compile
+        self._compiled: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self._compiled_shape: torch.Size | None = None
         self.tile: int | None = None  # set after an out-of-memory fallback
         self.meta = dict(meta or {})
         self.info = StylizerInfo(
@@ -200,14 +232,43 @@ class TorchStylizer(Stylizer):
             str(self.device),
             str(self.dtype).replace("torch.", ""),
             self.channels_last,
-            self.compiled,
+            compile,
             None if cuda else torch.get_num_threads(),
+            accelerate,
         )
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
         if self.tile is not None:
-            return stylize_tiled(self._forward, x, self.tile)
-        return self._forward(x)
+            return stylize_tiled(self.model, x, self.tile)
+        if not self.compile:
+            return self.model(x)
+        if self._compiled is None:
+            y = self.model(x)  # eager first batch: tunes the kernels for this shape
+            if self.accelerated:
+                from reconet.inference.accelerate import freeze
+
+                freeze(self.model)
+            self._compiled = _compile(self.model)
+            self._compiled_shape = x.shape
+            return y
+        if x.shape[1:] != self._compiled_shape[1:] or x.shape[0] > self._compiled_shape[0]:
+            return self.model(x)
+        count = x.shape[0]
+        if count < self._compiled_shape[0]:  # a short last batch: pad, do not recompile
+            x = torch.cat([x, x[-1:].expand(self._compiled_shape[0] - count, -1, -1, -1)])
+        try:
+            return self._compiled(x)[:count]
+        except Exception as error:  # a compiler failure (no C compiler, ...) must not end the run
+            if isinstance(error, torch.OutOfMemoryError):
+                raise
+            warnings.warn(
+                f"torch.compile failed ({type(error).__name__}: {' '.join(str(error).split())[:160]}); "
+                "continuing without it",
+                stacklevel=3,
+            )
+            self.compile = False
+            self.info.compiled = False
+            return self.model(x)[:count]
 
     @torch.inference_mode()
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
@@ -230,7 +291,7 @@ class TorchStylizer(Stylizer):
                 stacklevel=3,
             )
             try:
-                return torch.cat([self._run(frame[None]) for frame in x])
+                return torch.cat([self.model(frame[None]) for frame in x])
             except (torch.OutOfMemoryError, RuntimeError) as error:
                 if not _is_oom(error):
                     raise
@@ -245,7 +306,7 @@ class TorchStylizer(Stylizer):
                 stacklevel=3,
             )
             try:
-                return torch.cat([stylize_tiled(self._forward, frame[None], tile) for frame in x])
+                return torch.cat([stylize_tiled(self.model, frame[None], tile) for frame in x])
             except (torch.OutOfMemoryError, RuntimeError) as error:
                 if not _is_oom(error):
                     raise
@@ -258,12 +319,18 @@ class TorchStylizer(Stylizer):
 
 
 def _compile(module: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-    """torch.compile (inductor) with weight freezing: constant weights let inductor prepack them
-    for oneDNN on CPU and fold them into fused kernels; one graph per frame size."""
-    import torch._inductor.config as inductor_config
+    """torch.compile (inductor) with weight freezing: constant weights let inductor fold them
+    into its kernels; normalization, ReLU, padding and upsampling fuse into a few memory
+    passes between the convolutions. One graph per frame size (``dynamic=False``)."""
+    compiled = torch.compile(module, dynamic=False)
 
-    inductor_config.freezing = True
-    return torch.compile(module, dynamic=False)
+    def run(x: torch.Tensor) -> torch.Tensor:
+        import torch._inductor.config as inductor_config
+
+        with inductor_config.patch(freezing=True):  # read when the graph is compiled (first call)
+            return compiled(x)
+
+    return run
 
 
 class OnnxStylizer(Stylizer):
@@ -342,13 +409,16 @@ def load(
     backend: str = "auto",
     half: bool | None = None,
     channels_last: bool | None = None,
+    accelerate: bool | None = None,
     compile: bool | None = None,
     threads: int | None = None,
+    expected_frames: int | None = None,
 ) -> Stylizer:
     """Build the fastest stylizer for ``path`` (artifact, Lightning checkpoint or .onnx).
 
     ``backend``: "auto" (CUDA: torch; CPU: :data:`CPU_DEFAULTS`), "torch" or "onnx".
-    ``compile`` None means the device default (off on CUDA, :data:`CPU_DEFAULTS` on CPU).
+    ``compile`` None means the device default: off on CUDA; on CPU compile when
+    ``expected_frames`` >= :data:`COMPILE_MIN_FRAMES` (compiling takes tens of seconds).
     """
     path = Path(path)
     if backend not in ("auto", "torch", "onnx"):
@@ -369,12 +439,16 @@ def load(
     if backend == "onnx":
         return OnnxStylizer(model_to_onnx_bytes(model), device=device, threads=threads, meta=meta)
     if compile is None:
-        compile = bool(CPU_DEFAULTS["compile"]) if on_cpu else False
+        if on_cpu and CPU_DEFAULTS["compile"] == "auto":
+            compile = expected_frames is not None and expected_frames >= COMPILE_MIN_FRAMES
+        else:
+            compile = bool(CPU_DEFAULTS["compile"]) if on_cpu else False
     return TorchStylizer(
         model,
         device=target,
         half=half,
         channels_last=channels_last,
+        accelerate=accelerate,
         compile=compile,
         threads=threads,
         meta=meta,
@@ -398,6 +472,7 @@ def timed(stylizer: Stylizer, batch: torch.Tensor) -> tuple[torch.Tensor, float]
 
 
 __all__ = [
+    "COMPILE_MIN_FRAMES",
     "CPU_DEFAULTS",
     "DEFAULT_TILE_CONTEXT",
     "OnnxStylizer",

