@@ -181,6 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.filterwarnings("ignore", category=UserWarning, module="torch")
         # torch.compile's compiler probing logs CUDA notes on CPU-only machines
         logging.getLogger("torch").setLevel(logging.ERROR)
+        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
 
     def terminate(signum: int, frame: Any) -> None:
         raise _Terminated()

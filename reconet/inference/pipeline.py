@@ -82,17 +82,25 @@ class OpenCVPreview:
 
 @dataclass
 class RunStats:
-    """What a run did; ``model_seconds`` is the time spent inside the stylizer."""
+    """What a run did.
+
+    ``model_seconds`` is the time spent inside the stylizer for ``model_frames`` frames, not
+    counting its warm-up calls (kernel tuning, compiling: ``setup_seconds``) unless those were
+    all there was; end-to-end fps counts everything.
+    """
 
     frames: int
     wall_seconds: float
     model_seconds: float
     size: tuple[int, int]
     output: Path | None
+    model_frames: int | None = None
+    setup_seconds: float = 0.0
 
     @property
     def model_fps(self) -> float:
-        return self.frames / self.model_seconds if self.model_seconds > 0 else float("nan")
+        frames = self.frames if self.model_frames is None else self.model_frames
+        return frames / self.model_seconds if self.model_seconds > 0 else float("nan")
 
     @property
     def end_to_end_fps(self) -> float:
@@ -101,8 +109,9 @@ class RunStats:
     def summary(self) -> str:
         width, height = self.size
         target = f" -> {self.output}" if self.output is not None else ""
+        setup = f" (+{self.setup_seconds:.1f} s one-off tuning/compiling)" if self.setup_seconds >= 0.05 else ""
         return (
-            f"{self.frames} frames at {width}x{height}: model {self.model_fps:.2f} fps, "
+            f"{self.frames} frame{'s' if self.frames != 1 else ''} at {width}x{height}: model {self.model_fps:.2f} fps{setup}, "
             f"end-to-end {self.end_to_end_fps:.2f} fps ({self.wall_seconds:.1f} s){target}"
         )
 
@@ -195,7 +204,8 @@ def run(
     reader = threading.Thread(target=read, name="reconet-reader", daemon=True)
     sink = threading.Thread(target=write, name="reconet-writer", daemon=True)
     start = time.perf_counter()
-    model_seconds = 0.0
+    calls: list[tuple[int, float]] = []  # (frames, seconds) per stylizer call
+    warmup_calls = int(getattr(stylizer, "warmup_calls", 0))
     frames = 0
     reader.start()
     sink.start()
@@ -220,7 +230,7 @@ def run(
             y = stylizer(x)  # (B, 3, H, W)
             if hasattr(stylizer, "synchronize"):
                 stylizer.synchronize()
-            model_seconds += time.perf_counter() - t0
+            calls.append((len(batch), time.perf_counter() - t0))
             images = tensor_to_uint8(y)  # (B, H, W, 3)
             for frame, image in zip(batch, images):
                 done = replace(frame, image=image)
@@ -252,4 +262,15 @@ def run(
     if isinstance(writer, VideoWriter) and source.truncated:
         writer.finish_audio_at(writer.end_time())
     wall = time.perf_counter() - start
-    return RunStats(frames, wall, model_seconds, source.size, writer.dest if writer is not None else None)
+    steady = calls[warmup_calls:] or calls  # all warm-up (a short run): report it as it was
+    setup = sum(seconds for _, seconds in calls[:warmup_calls]) if steady is not calls else 0.0
+    model_seconds = sum(seconds for _, seconds in steady)
+    return RunStats(
+        frames,
+        wall,
+        model_seconds,
+        source.size,
+        writer.dest if writer is not None else None,
+        model_frames=sum(count for count, _ in steady),
+        setup_seconds=setup,
+    )

@@ -159,6 +159,9 @@ class Stylizer:
 
     info: StylizerInfo
     meta: dict[str, Any]
+    # Leading calls that include one-off work (kernel tuning, compiling, cuDNN autotuning);
+    # speed reports leave them out.
+    warmup_calls = 0
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -223,6 +226,7 @@ class TorchStylizer(Stylizer):
             network = tune_kernels(model)
         self.model = OutputModel(network).eval()  # type: ignore[arg-type]
         self.compile = compile
+        self.warmup_calls = (1 if accelerate or cuda else 0) + (1 if compile else 0)
         self._compiled: Callable[[torch.Tensor], torch.Tensor] | None = None
         self._compiled_shape: torch.Size | None = None
         self.tile: int | None = None  # set after an out-of-memory fallback
