@@ -49,6 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--presets", default=",".join(PRESETS), help="comma-separated presets (default: all)")
     parser.add_argument("--sizes", default=None, help="comma-separated WxH (default: 640x360,1280x720,1920x1080)")
     parser.add_argument("--rounds", type=int, default=None, help="timed rounds per measurement (default 3)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: PyTorch's, all cores)")
     parser.add_argument("--skip-variants", action="store_true", help="skip section 1")
     parser.add_argument("--no-compile", action="store_true", help="never torch.compile (faster start, slower run)")
     parser.add_argument(
@@ -148,13 +149,13 @@ def presets_section(
     return runners
 
 
-def end_to_end_section(clip: Path, runner: TorchStylizer, size: tuple[int, int], frames: int) -> None:
+def end_to_end_section(clip: Path, runner: TorchStylizer, size: tuple[int, int], frames: int, preset: str) -> None:
     from reconet.image import uint8_to_tensor
     from reconet.inference import io as media
     from reconet.inference.pipeline import run
 
     width, height = size
-    line(f"3. End to end: {clip.name} -> mp4 at {width}x{height}, {frames} frames, paper preset")
+    line(f"3. End to end: {clip.name} -> mp4 at {width}x{height}, {frames} frames, {preset} preset")
     with media.open_frames(clip, size=media.SizeSpec(size=size), max_frames=frames) as source:
         decoded = [uint8_to_tensor(frame.image)[None].contiguous() for frame in source.frames()]
 
@@ -217,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     sizes = args.sizes.split(",") if args.sizes else (["640x360"] if args.quick else list(SIZES))
     presets = args.presets.split(",")
     rounds = args.rounds or 3
+    if args.threads:
+        torch.set_num_threads(args.threads)  # before NNPACK sizes its thread pool on first use
     threads = torch.get_num_threads()
     started = time.perf_counter()
     line(f"reconet inference benchmark: torch {torch.__version__}, {device}, {cpu_name()}, {os.cpu_count()} CPUs, {threads} threads")
@@ -233,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         line("3. End to end: skipped (no sample clip; pass --clip VIDEO)\n")
     elif e2e_key is not None:
         size = SIZES.get(e2e_key[1]) or tuple(int(v) for v in e2e_key[1].split("x"))
-        end_to_end_section(clip, runners[e2e_key], size, args.e2e_frames or (12 if args.quick else 24))
+        end_to_end_section(clip, runners[e2e_key], size, args.e2e_frames or (12 if args.quick else 24), e2e_key[0])
     gpu_section(presets, sizes)
     line(f"SGEMM best over the whole run: {sgemm.best:.1f} GFLOP/s; total time {time.perf_counter() - started:.0f} s")
     return 0
