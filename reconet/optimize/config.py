@@ -78,10 +78,10 @@ class OptimizeConfig:
     style_layers: tuple[str, ...] = DEFAULT_STYLE_LAYERS
     style_layer_weights: tuple[float, ...] | None = None
     content_weight: float = 1.0
-    style_weight: float = 1.0e5
+    style_weight: float = 10.0
     tv_weight: float = 0.0
-    temporal_weight: float = 1.0e2
-    temporal_feature_weight: float = 1.0
+    temporal_weight: float = 1.0e8
+    temporal_feature_weight: float = 10.0
     temporal_feature_layers: tuple[str, ...] = DEFAULT_TEMPORAL_FEATURE_LAYERS
     first_init: str = "content"
     warm_start: bool = True

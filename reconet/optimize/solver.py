@@ -54,13 +54,19 @@ def solve(
     if init.ndim != 4 or init.shape[1] != 3:
         raise ValueError(f"init must be (B, 3, H, W), got {tuple(init.shape)}")
     if parametrization == "clamp":
-        variable = init.detach().clamp(0.0, 1.0).clone().requires_grad_(True)
+        # contiguous_format: frames decoded as (H, W, 3) arrive channels-last, and L-BFGS
+        # flattens gradients with view(), which needs a standard layout.
+        variable = init.detach().clamp(0.0, 1.0).clone(memory_format=torch.contiguous_format).requires_grad_(True)
 
         def to_image(v: torch.Tensor) -> torch.Tensor:
             return v
 
     elif parametrization == "sigmoid":
-        variable = torch.logit(init.detach().clamp(_SIGMOID_EPS, 1.0 - _SIGMOID_EPS)).requires_grad_(True)
+        variable = (
+            torch.logit(init.detach().clamp(_SIGMOID_EPS, 1.0 - _SIGMOID_EPS))
+            .clone(memory_format=torch.contiguous_format)
+            .requires_grad_(True)
+        )
         to_image = torch.sigmoid
     else:
         raise ValueError(f"parametrization must be 'clamp' or 'sigmoid', got {parametrization!r}")

@@ -58,6 +58,15 @@ def test_zero_iterations_returns_the_clamped_start(target):
     assert len(result.history) == 1
 
 
+@pytest.mark.parametrize("parametrization", ["clamp", "sigmoid"])
+def test_channels_last_start_image_works_with_lbfgs(target, parametrization):
+    # Decoded frames arrive as permuted (H, W, 3) memory; L-BFGS needs contiguous gradients.
+    init = torch.full((1, 8, 10, 3), 0.5).permute(0, 3, 1, 2)  # (1, 3, 8, 10), not contiguous
+    assert not init.is_contiguous()
+    result = solve(_quadratic_to(target), init, iterations=3, parametrization=parametrization)
+    assert result.terms["total"] < (init - target).square().mean().item()
+
+
 def test_lowest_loss_image_is_kept_when_a_step_diverges(target):
     # L-BFGS with a huge step overshoots; the best image seen (the start) must come back.
     init = target.clamp(0, 1)
