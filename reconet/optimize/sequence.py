@@ -83,9 +83,13 @@ class VideoOptimizer:
             raise ValueError(f"style image must be (3, H, W), got {tuple(style_image.shape)}")
         self.style_image = style_image.detach().float().cpu()
         if loss_network is None:
-            loss_network = build_loss_network(
-                self.config.loss_network, layers=self.config.layers, weights=self.config.loss_weights
-            )
+            # Random weights (tests, smoke runs) are drawn from the run's seed, so that a resumed
+            # run continues with the same network as the interrupted one.
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.config.seed)
+                loss_network = build_loss_network(
+                    self.config.loss_network, layers=self.config.layers, weights=self.config.loss_weights
+                )
         self.loss_network = loss_network.to(self.device)
         self.flow_estimator = flow_estimator
         self._objectives: dict[tuple[int, int], GatysObjective] = {}

@@ -96,6 +96,36 @@ def test_finished_work_dir_is_reused(capsys, frames_dir, style, tmp_path):
     assert code == 1 and "style_weight" in err
 
 
+def test_interrupted_command_resumes_to_the_uninterrupted_output(capsys, monkeypatch, frames_dir, style, tmp_path):
+    import reconet.cli.optimize as cli
+
+    code, err = _run(capsys, frames_dir, tmp_path / "reference", "--style", style, *FAST)
+    assert code == 0, err
+
+    original = cli._print_progress
+
+    def interrupt_after_first_frame(progress):
+        original(progress)
+        raise KeyboardInterrupt  # Ctrl-C right after frame 1 was finished
+
+    monkeypatch.setattr(cli, "_print_progress", interrupt_after_first_frame)
+    out = tmp_path / "out"
+    code, err = _run(capsys, frames_dir, out, "--style", style, *FAST)
+    assert code == 130 and "resume" in err
+    assert not out.exists(), "no partial output"
+    assert sorted(p.name for p in (tmp_path / "out.parts" / "frames").iterdir()) == ["frame_000000.png"]
+
+    monkeypatch.setattr(cli, "_print_progress", original)
+    code, err = _run(capsys, frames_dir, out, "--style", style, *FAST)
+    assert code == 0, err
+    assert "1 resumed" in err
+    reference = {p.name: np.asarray(Image.open(p)) for p in (tmp_path / "reference").iterdir()}
+    resumed = {p.name: np.asarray(Image.open(p)) for p in out.iterdir()}
+    assert reference.keys() == resumed.keys()
+    for name in reference:
+        assert np.array_equal(reference[name], resumed[name]), name
+
+
 @pytest.mark.parametrize(
     ("case", "message"),
     [
