@@ -28,11 +28,20 @@ import time
 import warnings
 from pathlib import Path
 
-import torch
+# Same OpenMP waiting policy as reconet-stylize (set before torch loads OpenMP); run with
+# OMP_WAIT_POLICY=ACTIVE to measure the spinning default instead.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from reconet.inference.benchmark import Sgemm, cpu_name, gflop_per_frame, interleaved
-from reconet.inference.stylizer import OnnxStylizer, TorchStylizer, model_to_onnx_bytes, resolve_device
-from reconet.models import PRESETS, build_reconet
+import torch  # noqa: E402
+
+from reconet.inference.benchmark import Sgemm, cpu_name, gflop_per_frame, interleaved  # noqa: E402
+from reconet.inference.stylizer import (  # noqa: E402
+    OnnxStylizer,
+    TorchStylizer,
+    model_to_onnx_bytes,
+    resolve_device,
+)
+from reconet.models import PRESETS, build_reconet  # noqa: E402
 
 SIZES = {"640x360": (640, 360), "1280x720": (1280, 720), "1920x1080": (1920, 1080)}
 # Peak dense throughput of a few GPUs, TFLOP/s (vendor figures: fp32; fp16 with tensor cores).
@@ -222,7 +231,10 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)  # before NNPACK sizes its thread pool on first use
     threads = torch.get_num_threads()
     started = time.perf_counter()
-    line(f"reconet inference benchmark: torch {torch.__version__}, {device}, {cpu_name()}, {os.cpu_count()} CPUs, {threads} threads")
+    line(
+        f"reconet inference benchmark: torch {torch.__version__}, {device}, {cpu_name()}, {os.cpu_count()} CPUs, "
+        f"{threads} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}"
+    )
     line(f"command: python scripts/benchmark.py {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip())
     line()
     sgemm = Sgemm(device)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import time
@@ -17,6 +18,12 @@ from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
+
+# Must happen before torch loads OpenMP. Waiting threads that spin (the default) are a disaster
+# when other programs also want the cores: a thread that lost its core holds up every barrier
+# while its partner burns the other core spinning. Measured on a busy 2-core machine: tiny
+# preset 0.8 fps spinning vs 36 fps passive; see docs/inference.md.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 PROG = "reconet-stylize"
 

@@ -51,12 +51,13 @@ from reconet.image import IMAGE_SUFFIXES, uint8_to_tensor
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".gif")
 WEBCAM_PREFIX = "webcam:"
 
-# Containers that accept a codec only in theory: FFmpeg can put Vorbis into MP4, but
+# Containers that accept a codec only in theory: FFmpeg can put Vorbis into MP4 or AVI, but
 # players cannot play it, so such audio is transcoded instead of copied.
 _AUDIO_COPY_DENYLIST = {
     "mp4": {"vorbis"},
     "mov": {"vorbis"},
     "ipod": {"vorbis"},
+    "avi": {"vorbis"},
 }
 # Audio encoder used when the source codec cannot be copied into the container.
 _AUDIO_TRANSCODE = {

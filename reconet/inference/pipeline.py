@@ -154,6 +154,10 @@ def _make_progress(source: FrameSource, enabled: bool) -> Any:
     )
 
 
+def stop_requested(source: FrameSource) -> bool:
+    return bool(getattr(source, "_stop", False))
+
+
 def run(
     source: FrameSource,
     stylizer: Stylizer | Callable[[torch.Tensor], torch.Tensor],
@@ -256,6 +260,9 @@ def run(
         stop.set()
         reader.join(timeout=5.0)
         if bar is not None:
+            if bar.total is not None and bar.n != bar.total and not stop_requested(source):
+                bar.total = bar.n  # the header's frame count was an estimate
+                bar.refresh()
             bar.close()
     if frames == 0:
         raise MediaError(f"{source.name}: no frames to stylize")
