@@ -139,12 +139,17 @@ def _get(q: queue.Queue, stop: threading.Event | None = None) -> Any:
 def _make_progress(source: FrameSource, enabled: bool) -> Any:
     if not enabled:
         return None
+    import shutil
+
     from tqdm import tqdm
 
+    # a terminal that reports 0 columns (some pseudo-terminals) would get an invisible bar
+    sized = shutil.get_terminal_size(fallback=(0, 0)).columns > 0
     return tqdm(
         total=source.frames_hint,
         unit="frame",
-        dynamic_ncols=True,
+        dynamic_ncols=sized,
+        ncols=None if sized else 100,
         smoothing=0.1,
         leave=True,
         disable=None,  # no bar when stderr is not a terminal (logs, CI)
