@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # one line unless --debug
         if args.debug:
             raise
-        known = isinstance(error, (ValueError, OSError))
+        known = isinstance(error, (ValueError, OSError, ImportError))
         hint = "" if known else " (run with --debug for the traceback)"
         print(f"{PROG}: error: {' '.join(str(error).split())}{hint}", file=sys.stderr)
         return 1

@@ -216,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _is_user_error(error: BaseException) -> bool:
     import av
 
-    return isinstance(error, (ValueError, OSError, MemoryError, av.FFmpegError))
+    return isinstance(error, (ValueError, OSError, MemoryError, ImportError, av.FFmpegError))
 
 
 def _run(args: argparse.Namespace) -> int:

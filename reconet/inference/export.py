@@ -5,7 +5,7 @@ stylized (B, 3, H, W) batch named ``output``; batch, height and width are dynami
 pad-to-4/crop is traced as shape arithmetic, so any H, W >= 5 works, odd sizes included).
 
 The ONNX file is produced by PyTorch's TorchScript-based exporter (``dynamo=False``), which
-needs no package beyond ``onnx``; the tracer's "might cause the trace to be incorrect"
+needs the ``onnx`` package (extra ``reconet[onnx]``) but not ``onnxscript``; the tracer's "might cause the trace to be incorrect"
 warnings come from the model's input checks, which do not change the graph, and are silenced.
 Files are written atomically (temporary name next to the destination, then renamed).
 """
@@ -50,6 +50,10 @@ def _quiet_tracing() -> Iterator[None]:
 
 def export_onnx(model: ReCoNet, destination: str | Path | BinaryIO, *, opset: int = ONNX_OPSET) -> None:
     """Write ``model`` (float32, eval) as ONNX with dynamic batch, height and width."""
+    try:
+        import onnx  # noqa: F401  (torch's exporter builds the file with it)
+    except ImportError:
+        raise ImportError("ONNX export needs the onnx package: pip install 'reconet[onnx]'") from None
     wrapper = OutputModel(model.float().eval()).eval()
     dynamic = {0: "batch", 2: "height", 3: "width"}
     target: str | BinaryIO = destination if isinstance(destination, io.IOBase) else str(destination)
