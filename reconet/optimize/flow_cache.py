@@ -57,7 +57,9 @@ class CachedFlowEstimator:
     def __call__(self, frame1: torch.Tensor, frame2: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W), (B, 3, H, W) in [0, 1] -> (B, 2, H, W) flow frame1 -> frame2 on frame1's grid."""
         if frame1.ndim != 4 or frame1.shape != frame2.shape:
-            raise ValueError(f"flow frames must be equal (B, 3, H, W), got {tuple(frame1.shape)} and {tuple(frame2.shape)}")
+            raise ValueError(
+                f"flow frames must be equal (B, 3, H, W), got {tuple(frame1.shape)} and {tuple(frame2.shape)}"
+            )
         flows = []
         for b in range(frame1.shape[0]):
             flows.append(self._one(frame1[b : b + 1], frame2[b : b + 1]))

@@ -147,10 +147,11 @@ class GatysObjective:
         cfg = self.config
         features = self.network(image)
         zero = image.new_zeros(())
+        style_features = {name: features[name] for name in cfg.style_layers}
         terms = {
             "content": cfg.content_weight * content_loss(features[cfg.content_layer], targets.content_features),
             "style": cfg.style_weight
-            * style_loss({name: features[name] for name in cfg.style_layers}, self.style_grams, self.style_layer_weights),
+            * style_loss(style_features, self.style_grams, self.style_layer_weights),
             "tv": cfg.tv_weight * total_variation(image) if cfg.tv_weight > 0 else zero,
             "temporal": zero,
             "temporal_feature": zero,

@@ -88,7 +88,8 @@ class PartsDir:
         self.path.mkdir(parents=True, exist_ok=True)
         self.frames_dir.mkdir(exist_ok=True)
         if not manifest_path.is_file():
-            _atomic_write_text(manifest_path, json.dumps({"format": FORMAT, "version": VERSION, "fingerprint": fingerprint}, indent=2))
+            manifest = {"format": FORMAT, "version": VERSION, "fingerprint": fingerprint}
+            _atomic_write_text(manifest_path, json.dumps(manifest, indent=2))
         return len(self.finished())
 
     def clear(self) -> None:

@@ -208,9 +208,14 @@ class VideoOptimizer:
         """
         if flow_cache is None and parts is not None:
             flow_cache = parts.flows_dir
-        if flow_cache is not None and not isinstance(self.estimator(), CachedFlowEstimator):
+        base = self.estimator()
+        if isinstance(base, CachedFlowEstimator):  # wrapped by an earlier call: re-wrap for this one
+            base = base.estimator
+        if flow_cache is not None:
             settings = f"raft_weights={self.config.raft_weights}" if self.config.raft_weights else ""
-            self.flow_estimator = CachedFlowEstimator(self.estimator(), flow_cache, settings=settings)
+            self.flow_estimator = CachedFlowEstimator(base, flow_cache, settings=settings)
+        else:
+            self.flow_estimator = base
 
         previous: tuple[torch.Tensor, torch.Tensor] | None = None
         size = None

@@ -9,8 +9,8 @@ import torch.nn.functional as F
 
 from reconet.evaluation.temporal import temporal_error
 from reconet.flow.estimate import build_flow_estimator, estimate_flows
-from reconet.image import load_image
 from reconet.flow.warp import in_frame_mask
+from reconet.image import load_image
 from reconet.models.loss_network import build_loss_network
 from reconet.optimize.config import OptimizeConfig
 from reconet.optimize.flow_cache import CachedFlowEstimator
