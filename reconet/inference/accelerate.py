@@ -32,6 +32,7 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from torch import library as torch_library
 from torch import nn
 
 Kernel = Callable[[torch.Tensor], torch.Tensor]
@@ -49,7 +50,7 @@ def nnpack_available() -> bool:
         return False
 
 
-@torch.library.custom_op("reconet::nnpack_conv2d", mutates_args=())
+@torch_library.custom_op("reconet::nnpack_conv2d", mutates_args=())
 def nnpack_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, padding: list[int]) -> torch.Tensor:
     """Stride-1 convolution by NNPACK (CPU, float32, NCHW): Winograd F(6x6, 3x3) for 3x3
     kernels, FFT (16x16 tiles) for larger ones such as 9x9.
