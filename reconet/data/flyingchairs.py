@@ -35,7 +35,7 @@ from reconet.data.masks import (
     mask_from_maps,
     photometric_mask,
 )
-from reconet.data.sample import flow_to_tensor, load_binary_map, make_meta, make_sample
+from reconet.data.sample import check_same_size, flow_to_tensor, load_binary_map, make_meta, make_sample
 from reconet.flow.io import read_flo
 from reconet.image import load_image
 
@@ -44,13 +44,6 @@ Transform = Callable[[dict[str, Any]], dict[str, Any]]
 SPLIT_FILE = "FlyingChairs_train_val.txt"
 _SPLIT_CODES = {"train": {1}, "val": {2}, "validation": {2}, "all": {1, 2}}
 _CHAIRS_FLOW = re.compile(r"^(\d+)_flow\.flo$")
-
-
-def _check_size(dataset: str, paths: tuple[Path, ...], *tensors) -> None:
-    sizes = [tuple(t.shape[-2:]) for t in tensors]
-    if len(set(sizes)) != 1:
-        listing = ", ".join(f"{p} {s}" for p, s in zip(paths, sizes))
-        raise DatasetError(f"{dataset}: size mismatch: {listing}")
 
 
 @dataclass(frozen=True)
@@ -147,7 +140,7 @@ class FlyingChairs(Dataset):
         frame1 = load_image(pair.img1)  # (3, H, W)
         frame2 = load_image(pair.img2)
         flow = flow_to_tensor(read_flo(pair.flow))  # (2, H, W)
-        _check_size("FlyingChairs", (pair.img1, pair.img2, pair.flow), frame1, frame2, flow)
+        check_same_size("FlyingChairs", (pair.img1, pair.img2, pair.flow), frame1, frame2, flow)
         mask = photometric_mask(frame1, frame2, flow, self.photometric_threshold)
         meta = make_meta(self.dataset_name, f"{pair.pair_id:05d}", pair.pair_id)
         sample = make_sample(frame1, frame2, flow, mask, meta)
@@ -264,7 +257,7 @@ class FlyingChairs2(Dataset):
         flow = flow_to_tensor(read_flo(pair.flow))  # (2, H, W)
         occluded = load_binary_map(pair.occlusion) if pair.occlusion is not None else None  # True = occluded
         paths = (pair.frame1, pair.frame2, pair.flow) + ((pair.occlusion,) if pair.occlusion else ())
-        _check_size("FlyingChairs2", paths, frame1, frame2, flow, *([occluded] if occluded is not None else []))
+        check_same_size("FlyingChairs2", paths, frame1, frame2, flow, *([occluded] if occluded is not None else []))
         mask = mask_from_maps(flow, occluded)  # inverts: 1 = visible in both frames
         meta = make_meta(self.dataset_name, f"{pair.split}/{pair.stem}", int(pair.direction[0]))
         sample = make_sample(frame1, frame2, flow, mask, meta)

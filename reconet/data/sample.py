@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from reconet.data.errors import DatasetError
 from reconet.image import load_image
 
 META_KEYS = ("dataset", "scene", "frame", "pass")
@@ -93,3 +94,11 @@ def load_binary_map(path: str | Path) -> torch.Tensor:
     is the caller's; inverting it into a mask is the caller's job too.
     """
     return load_image(path)[:1] > 0.5  # grey files come back as three equal channels
+
+
+def check_same_size(dataset: str, paths: tuple[Path, ...], *tensors: torch.Tensor) -> None:
+    """Raise a one-line DatasetError naming each file when frames, flows and maps differ in (H, W)."""
+    sizes = [tuple(t.shape[-2:]) for t in tensors]
+    if len(set(sizes)) != 1:
+        listing = ", ".join(f"{p} {s}" for p, s in zip(paths, sizes))
+        raise DatasetError(f"{dataset}: size mismatch: {listing}")

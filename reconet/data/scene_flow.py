@@ -32,7 +32,7 @@ from typing import Any
 from torch.utils.data import Dataset
 
 from reconet.data.errors import DatasetError, DatasetWarning
-from reconet.data.sample import flow_to_tensor, load_binary_map, make_meta, make_sample
+from reconet.data.sample import check_same_size, flow_to_tensor, load_binary_map, make_meta, make_sample
 from reconet.data.sintel import normalize_passes
 from reconet.flow.io import read_flow
 from reconet.flow.occlusion import mask_from_flows
@@ -205,12 +205,8 @@ class SceneFlow(Dataset):
         frame2 = load_image(pair.frame2)
         forward = flow_to_tensor(read_flow(pair.forward))  # (2, H, W) N -> N+1 on frame N's grid
         backward = flow_to_tensor(read_flow(pair.backward))  # (2, H, W) N+1 -> N on frame N+1's grid
-        sizes = {tuple(t.shape[-2:]) for t in (frame1, frame2, forward, backward)}
-        if len(sizes) != 1:
-            raise DatasetError(
-                f"SceneFlow: size mismatch among {pair.frame1}, {pair.frame2}, {pair.forward}, {pair.backward}: "
-                f"{sorted(sizes)}"
-            )
+        paths = (pair.frame1, pair.frame2, pair.forward, pair.backward)
+        check_same_size("SceneFlow", paths, frame1, frame2, forward, backward)
         mask = mask_from_flows(
             forward.unsqueeze(0), backward.unsqueeze(0), motion_boundaries=self.computed_boundaries
         )[0]  # (1, H, W), 1 = use

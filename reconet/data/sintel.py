@@ -26,7 +26,7 @@ from torch.utils.data import Dataset
 
 from reconet.data.errors import DatasetError, DatasetWarning
 from reconet.data.masks import apply_missing_policy, check_missing_policy, mask_from_maps
-from reconet.data.sample import flow_to_tensor, load_binary_map, make_meta, make_sample
+from reconet.data.sample import check_same_size, flow_to_tensor, load_binary_map, make_meta, make_sample
 from reconet.flow.io import read_flo
 from reconet.image import load_image
 
@@ -173,11 +173,7 @@ class SintelPairs(Dataset):
         frame1 = load_image(pair.frame1)  # (3, H, W)
         frame2 = load_image(pair.frame2)
         flow = flow_to_tensor(read_flo(pair.flow))  # (2, H, W)
-        if frame1.shape != frame2.shape or flow.shape[-2:] != frame1.shape[-2:]:
-            raise DatasetError(
-                f"SintelPairs: size mismatch: {pair.frame1} {tuple(frame1.shape)}, {pair.frame2} "
-                f"{tuple(frame2.shape)}, {pair.flow} {tuple(flow.shape)}"
-            )
+        check_same_size("SintelPairs", (pair.frame1, pair.frame2, pair.flow), frame1, frame2, flow)
         occluded = _load_map(pair.occlusion, flow)
         invalid = _load_map(pair.invalid, flow)
         mask = mask_from_maps(flow, occluded, invalid)  # (1, H, W), 1 = use
