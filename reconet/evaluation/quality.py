@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 # the training objective's style resizing, so that the same style_size means the same Grams
-from reconet.losses.objective import _resize_style as resize_style_image
+from reconet.losses.objective import resize_style_image
 from reconet.losses.perceptual import content_loss, gram_matrix, style_loss
 
 DEFAULT_CONTENT_LAYER = "relu3_3"

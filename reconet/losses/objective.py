@@ -51,7 +51,7 @@ def _module_device(module: nn.Module, default: torch.device) -> torch.device:
     return default
 
 
-def _resize_style(image: torch.Tensor, style_size: int | Sequence[int] | None) -> torch.Tensor:
+def resize_style_image(image: torch.Tensor, style_size: int | Sequence[int] | None) -> torch.Tensor:
     """(1, 3, H, W) -> resized copy. An int is the length of the shorter side (aspect kept),
     a pair is an exact (H, W)."""
     if style_size is None:
@@ -153,7 +153,7 @@ class ReCoNetLoss(nn.Module):
         }
 
         device = _module_device(loss_network, style_image.device)
-        style = _resize_style(style_image.detach().float(), style_size).to(device)  # (1, 3, Hs, Ws)
+        style = resize_style_image(style_image.detach().float(), style_size).to(device)  # (1, 3, Hs, Ws)
         with torch.no_grad():
             features = self.loss_network(style)
         for name in style_layers:
