@@ -3,9 +3,9 @@
     total = Σ_{i ∈ {N, N+1}} (α L_content(i) + β L_style(i) + γ L_tv(i)) + λ_f L_f + λ_o L_o
 
 with the normalizations of :mod:`reconet.losses.perceptual` and :mod:`reconet.losses.temporal`.
-The loss network is injected (any ``nn.Module`` mapping a (B, 3, H, W) [0, 1] RGB batch to a
-dict of named features, with a ``layers`` attribute naming them), so tests can pass a small
-fake and training the real VGG.
+The loss network is injected (any ``nn.Module`` whose ``forward(x, layers=None)`` maps a
+(B, 3, H, W) [0, 1] RGB batch to a dict of named features — all of ``layers`` attribute, or only
+the names passed), so tests can pass a small fake and training the real VGG.
 """
 
 from __future__ import annotations
@@ -94,8 +94,9 @@ class ReCoNetLoss(nn.Module):
     """ReCoNet objective: perceptual losses on both frames plus the two temporal losses.
 
     Args:
-        loss_network: frozen feature extractor, ``forward(x (B, 3, H, W) [0, 1]) -> dict`` of
-            named features, with attribute ``layers`` (the names it returns). It is set to
+        loss_network: frozen feature extractor, ``forward(x (B, 3, H, W) [0, 1], layers=None)
+            -> dict`` of named features, with attribute ``layers`` (the names it returns when
+            ``layers`` is None; otherwise it returns just the names asked for). It is set to
             ``requires_grad_(False)`` and kept in eval mode.
         style_image: (3, H, W) or (1, 3, H, W) RGB in [0, 1]. Its Gram matrices are computed
             once here and stored as (non-persistent) buffers (1, C, C) that are broadcast over
@@ -206,20 +207,25 @@ class ReCoNetLoss(nn.Module):
         input1, input2 = input1.detach(), input2.detach()
         flow, mask = flow.detach(), mask.detach()
 
-        # One loss-network pass for everything that needs features.
-        stacked = torch.cat([input1.to(output1.dtype), input2.to(output1.dtype), output1, output2])  # (4B, 3, H, W)
-        features = self.loss_network(stacked)  # name -> (4B, C, h, w)
+        # Each image goes through the loss network once per step. The content targets need no
+        # autograd graph and only the content layer, so the inputs run under no_grad and stop
+        # there; only the outputs carry a graph. (One cat([inputs, outputs]) batch would also
+        # back-propagate through the input rows, since a convolution's input gradient covers
+        # its whole batch; scripts/benchmark_training.py measures the difference.)
+        with torch.no_grad():
+            inputs = torch.cat([input1, input2]).to(output1.dtype)  # (2B, 3, H, W)
+            targets = self.loss_network(inputs, layers=(self.content_layer,))[self.content_layer]
+        features = self.loss_network(torch.cat([output1, output2]))  # name -> (2B, C, h, w)
 
-        def chunk(name: str, index: int) -> torch.Tensor:
-            return features[name][index * batch : (index + 1) * batch]  # (B, C, h, w)
+        def chunk(tensor: torch.Tensor, index: int) -> torch.Tensor:
+            return tensor[index * batch : (index + 1) * batch]  # (B, C, h, w)
 
         grams = self.style_grams
         content = 0.0
         style = 0.0
         for frame in (0, 1):  # Σ over frames N and N+1
-            target = chunk(self.content_layer, frame).detach()  # content target = input features
-            content = content + content_loss(chunk(self.content_layer, 2 + frame), target)
-            outputs = {name: chunk(name, 2 + frame) for name in self.style_layers}
+            content = content + content_loss(chunk(features[self.content_layer], frame), chunk(targets, frame))
+            outputs = {name: chunk(features[name], frame) for name in self.style_layers}
             style = style + style_loss(outputs, grams, self.style_layer_weights)
         tv = total_variation(output1) + total_variation(output2)
         temporal_f = feature_temporal_loss(result1.features, result2.features, flow, mask)

@@ -183,19 +183,28 @@ class LossNetwork(nn.Module):
             x = x.flip(1)  # RGB -> BGR (flip returns a copy)
         return (x - self._mean.to(x.dtype)) * self._scale.to(x.dtype)
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """x: (B, 3, H, W) RGB in [0, 1] -> {name: (B, C, H / 2^(block-1), W / 2^(block-1))}."""
+    def forward(self, x: torch.Tensor, layers: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
+        """x: (B, 3, H, W) RGB in [0, 1] -> {name: (B, C, H / 2^(block-1), W / 2^(block-1))}.
+
+        ``layers``: return only these (a subset of ``self.layers``) and stop after the deepest
+        of them; e.g. content targets need ``relu3_3`` only, not the 1/8-scale block 4.
+        """
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"{self.name} loss network expects a (B, 3, H, W) RGB batch, got shape {tuple(x.shape)}")
         if not x.is_floating_point():
             raise ValueError(f"{self.name} loss network expects a float image in [0, 1], got dtype {x.dtype}")
-        wanted = set(self.layers)
+        wanted = set(self.layers if layers is None else ((layers,) if isinstance(layers, str) else layers))
+        unknown = sorted(wanted - set(self.layers))
+        if unknown:
+            raise ValueError(f"{self.name} loss network does not return layer(s) {unknown}; it returns {list(self.layers)}")
         out: dict[str, torch.Tensor] = {}
         h = self.preprocess(x)
         for name, module in self.features.named_children():
             h = module(h)
             if name in wanted:
                 out[name] = h
+                if len(out) == len(wanted):
+                    break  # nothing deeper is needed
         return out
 
     def extra_repr(self) -> str:

@@ -16,7 +16,8 @@ LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 
 
 class CountingNet(nn.Module):
-    """A small VGG-like fake: named ReLU features at 1, 1/2, 1/4, 1/8 resolution; counts calls."""
+    """A small VGG-like fake: named ReLU features at 1, 1/2, 1/4, 1/8 resolution; records calls
+    as (input shape, layers asked for, whether autograd was on)."""
 
     def __init__(self, layers: tuple[str, ...] = LAYERS) -> None:
         super().__init__()
@@ -24,16 +25,19 @@ class CountingNet(nn.Module):
         self.layers = layers
         self.convs = nn.ModuleList([nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 6, 3, padding=1),
                                     nn.Conv2d(6, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1)])
-        self.calls: list[tuple[int, ...]] = []
+        self.calls: list[tuple] = []
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        self.calls.append(tuple(x.shape))
+    def forward(self, x: torch.Tensor, layers: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
+        wanted = self.layers if layers is None else tuple(layers)
+        self.calls.append((tuple(x.shape), wanted, torch.is_grad_enabled()))
         out = {}
         for index, (name, conv) in enumerate(zip(LAYERS, self.convs)):
+            if len(out) == len(wanted):
+                break
             if index > 0:
                 x = F.avg_pool2d(x, 2)
             x = F.relu(conv(x))
-            if name in self.layers:
+            if name in wanted:
                 out[name] = x
         return out
 
@@ -75,17 +79,21 @@ def _flow_mask(batch: int, size: tuple[int, int]) -> tuple[torch.Tensor, torch.T
     return torch.zeros(batch, 2, *size), torch.ones(batch, 1, *size)
 
 
-def test_one_loss_network_call_per_step_and_grams_computed_once(style, frames):
+def test_each_image_through_the_loss_network_once_per_step_and_grams_computed_once(style, frames):
     net = CountingNet()
     criterion = ReCoNetLoss(net, style)
-    assert net.calls == [(1, 3, 40, 56)]  # the style image, once
+    style_call = ((1, 3, 40, 56), LAYERS, False)
+    assert net.calls == [style_call]  # the style image, once
     grams = {name: g.clone() for name, g in criterion.style_grams.items()}
     model = TinyStylizer()
     input1, input2 = frames
     flow, mask = _flow_mask(2, (32, 48))
     for _ in range(3):
         criterion(input1, input2, model(input1), model(input2), flow, mask)["total"].backward()
-    assert net.calls == [(1, 3, 40, 56)] + [(8, 3, 32, 48)] * 3  # cat([I1, I2, O1, O2])
+    # per step: cat([I1, I2]) without autograd, only as deep as the content layer (relu3_3),
+    # then cat([O1, O2]) with autograd for every layer
+    step = [((4, 3, 32, 48), ("relu3_3",), False), ((4, 3, 32, 48), LAYERS, True)]
+    assert net.calls == [style_call] + step * 3
     for name, gram in criterion.style_grams.items():
         assert torch.equal(gram, grams[name])
 
@@ -112,7 +120,7 @@ def test_style_size_resizes_the_style_image_before_the_grams(style):
     net = CountingNet()
     ReCoNetLoss(net, style, style_size=20)  # shorter side 40 -> 20, aspect kept
     ReCoNetLoss(net, style, style_size=(16, 24))
-    assert net.calls == [(1, 3, 20, 28), (1, 3, 16, 24)]
+    assert [call[0] for call in net.calls] == [(1, 3, 20, 28), (1, 3, 16, 24)]
 
 
 def test_terms_match_hand_computation_and_total_is_their_sum(style, frames):

@@ -189,6 +189,23 @@ def test_layers_are_returned_in_network_order_and_network_is_truncated() -> None
     assert out["relu1_2"].shape == (2, 64, 16, 12) and out["relu2_2"].shape == (2, 128, 8, 6)
 
 
+def test_asking_for_a_subset_of_layers_stops_after_the_deepest_of_them() -> None:
+    network = build_loss_network("vgg16", layers=("relu1_2", "relu2_2", "relu3_3"), weights="random")
+    ran: list[str] = []
+    for name, module in network.features.named_children():
+        module.register_forward_hook(lambda *_, name=name: ran.append(name))
+    x = torch.rand(2, 3, 16, 12)
+    full = network(x)
+    assert ran[-1] == "relu3_3"
+    ran.clear()
+    part = network(x, layers=("relu2_2",))
+    assert list(part) == ["relu2_2"]
+    assert ran[-1] == "relu2_2" and "conv3_1" not in ran  # block 3 never runs
+    torch.testing.assert_close(part["relu2_2"], full["relu2_2"], rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r"does not return layer\(s\) \['relu4_3'\]"):
+        network(x, layers=("relu4_3",))
+
+
 def test_all_vgg16_layers_have_the_vgg_shapes() -> None:
     names = ln.VGG_LAYERS["vgg16"]
     assert names == (
