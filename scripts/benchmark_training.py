@@ -1,28 +1,38 @@
 """Training-step benchmark: reconet's step versus a naive loop written like earlier ReCoNet code.
 
-Both variants train the same network with the same loss functions, weights, loss network and
+All variants train the same network with the same loss functions, weights, loss network and
 batch; only the structure of the step differs:
 
 * reconet (:class:`reconet.training.module.ReCoNetModule`): one stylization forward pass on
-  both frames, ONE loss-network pass on cat([input N, input N+1, output N, output N+1]), style
+  both frames; each image through the loss network once: cat([input N, input N+1]) without
+  autograd and only up to the content layer, cat([output N, output N+1]) with autograd; style
   Gram matrices computed once when the objective is built;
+* one-batch: as reconet, but one loss-network pass on cat([inputs, outputs]) with autograd
+  (the design that stacks everything into one batch; the backward pass then also runs through
+  the input rows);
 * naive: each frame stylized separately, the loss network run separately for every image and
   every loss (content: output and input of each frame; style: output of each frame and the
   style image, whose Grams are recomputed every step), so the outputs' feature graphs are
   built and back-propagated twice.
 
-Each variant runs in its own child process so that its peak memory is its own. Prints
-seconds per step, the speed-up and peak memory (CPU: peak RSS; CUDA: peak allocated).
+Work and memory: one step of each variant runs in its own child process under
+``torch.utils.flop_counter.FlopCounterMode`` (forward and backward FLOPs; exact, not timed) and
+reports its own peak memory (CPU: peak RSS; CUDA: peak allocated) and loss value (all three
+must agree). Time: all variants then run in one process, one step each per round, in an order
+rotated every round, so load changes on a shared machine hit them alike; the speed-up is the
+median of the per-round ratios.
 
     python scripts/benchmark_training.py                 # 640x360, batch 2 pairs, paper model
-    python scripts/benchmark_training.py --steps 3 --warmup 1 --size 360 640
+    python scripts/benchmark_training.py --rounds 5 --device cuda
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import multiprocessing as mp
 import resource
+import statistics
 import sys
 import time
 import warnings
@@ -56,6 +66,35 @@ def _build(args: argparse.Namespace, device: torch.device):
     }
     batch = {key: value.to(device) for key, value in batch.items()}
     return network, objective, vgg, style.to(device), batch
+
+
+def one_batch_losses(network, objective, batch) -> dict[str, torch.Tensor]:
+    """reconet's step with a single loss-network pass on cat([input N, input N+1, output N, output N+1])."""
+    from reconet.losses import content_loss, feature_temporal_loss, output_temporal_loss, style_loss, total_variation
+
+    frame1, frame2, flow, mask = batch["frame1"], batch["frame2"], batch["flow"], batch["mask"]
+    size = frame1.shape[0]
+    both = network(torch.cat([frame1, frame2]))
+    output1, output2 = both.output[:size], both.output[size:]
+    features = objective.loss_network(torch.cat([frame1, frame2, output1, output2]))  # (4B, C, h, w)
+    content = style = 0.0
+    for frame in (0, 1):
+        rows = slice((2 + frame) * size, (3 + frame) * size)
+        target = features[objective.content_layer][frame * size : (frame + 1) * size].detach()
+        content = content + content_loss(features[objective.content_layer][rows], target)
+        outputs = {name: features[name][rows] for name in objective.style_layers}
+        style = style + style_loss(outputs, objective.style_grams, objective.style_layer_weights)
+    weights = objective.weights
+    terms = {
+        "content": weights["alpha"] * content,
+        "style": weights["beta"] * style,
+        "tv": weights["gamma"] * (total_variation(output1) + total_variation(output2)),
+        "temporal_feature": weights["lambda_f"]
+        * feature_temporal_loss(both.features[:size], both.features[size:], flow, mask),
+        "temporal_output": weights["lambda_o"] * output_temporal_loss(output1, output2, frame1, frame2, flow, mask),
+    }
+    terms["total"] = sum(terms.values())
+    return terms
 
 
 def naive_losses(network, objective, vgg, style_image, batch, style_size: int) -> dict[str, torch.Tensor]:
@@ -104,45 +143,79 @@ def naive_losses(network, objective, vgg, style_image, batch, style_size: int) -
     return terms
 
 
-def _worker(variant: str, args: argparse.Namespace, queue: mp.Queue) -> None:
+VARIANTS = ("reconet", "one-batch", "naive")
+
+
+def _make_step(variant: str, network, objective, vgg, style, batch, style_size: int):
+    """A function computing the loss terms of one step of ``variant`` (the backward pass is the caller's)."""
+    if variant == "reconet":
+        from reconet.training.module import ReCoNetModule
+
+        module = ReCoNetModule(network, objective, lambda params: None)
+        return lambda: module.model_step(batch)[0]
+    if variant == "one-batch":
+        return lambda: one_batch_losses(network, objective, batch)
+    return lambda: naive_losses(network, objective, vgg, style, batch, style_size)
+
+
+def _train_step(step, optimizer: torch.optim.Optimizer, device: torch.device) -> tuple[float, float]:
+    """One optimizer step -> (seconds, total loss)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    losses = step()
+    losses["total"].backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start, float(losses["total"].detach())
+
+
+def _work_and_memory(variant: str, args: argparse.Namespace, queue: mp.Queue) -> None:
+    """Child process: one step of ``variant`` under a FLOP counter; its own peak memory."""
+    from torch.utils.flop_counter import FlopCounterMode
+
     torch.manual_seed(0)
     device = torch.device(args.device)
     network, objective, vgg, style, batch = _build(args, device)
     optimizer = torch.optim.Adam(network.parameters(), lr=1e-3)
-    if variant == "reconet":
-        from reconet.training.module import ReCoNetModule
-
-        module = ReCoNetModule(network, objective, lambda params: optimizer).to(device)
-
-        def step() -> dict[str, torch.Tensor]:
-            return module.model_step(batch)[0]
-    else:
-
-        def step() -> dict[str, torch.Tensor]:
-            return naive_losses(network, objective, vgg, style, batch, args.style_size)
-
+    step = _make_step(variant, network, objective, vgg, style, batch, args.style_size)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    times, first_total = [], None
-    for index in range(args.warmup + args.steps):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        losses = step()
-        losses["total"].backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        if index == 0:
-            first_total = float(losses["total"].detach())  # same weights, same batch: must agree across variants
-        if index >= args.warmup:
-            times.append(time.perf_counter() - start)
+    with FlopCounterMode(display=False) as counter:  # counts forward and backward operators
+        _, total = _train_step(step, optimizer, device)
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated(device)
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
-    queue.put({"variant": variant, "times": times, "peak": peak, "first_total": first_total, "loss_network": vgg.name})
+    queue.put({"flop": counter.get_total_flops(), "peak": peak, "first_total": total, "loss_network": vgg.name})
+
+
+def _interleaved_times(args: argparse.Namespace) -> dict[str, list[float]]:
+    """Seconds per step of every variant, measured round by round in one process.
+
+    Each round runs one step of every variant, in an order rotated every round, so that load
+    changing on a shared machine affects all variants alike; ratios are taken within a round.
+    """
+    torch.manual_seed(0)
+    device = torch.device(args.device)
+    network, objective, vgg, style, batch = _build(args, device)
+    steps, optimizers = {}, {}
+    for variant in VARIANTS:
+        copy_ = copy.deepcopy(network)
+        optimizers[variant] = torch.optim.Adam(copy_.parameters(), lr=1e-3)
+        steps[variant] = _make_step(variant, copy_, objective, vgg, style, batch, args.style_size)
+    for _ in range(args.warmup):
+        for variant in VARIANTS:
+            _train_step(steps[variant], optimizers[variant], device)
+    times: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
+    for round_ in range(args.rounds):
+        order = VARIANTS[round_ % len(VARIANTS) :] + VARIANTS[: round_ % len(VARIANTS)]
+        for variant in order:
+            seconds, _ = _train_step(steps[variant], optimizers[variant], device)
+            times[variant].append(seconds)
+    return times
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,36 +226,49 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loss-network", default="vgg16", help="vgg16 (falls back to the bundled vgg19 offline) or vgg19")
     parser.add_argument("--weights", default="auto", help="loss-network weights: auto | random | <path>")
     parser.add_argument("--style-size", type=int, default=512)
-    parser.add_argument("--steps", type=int, default=2, help="timed steps per variant")
-    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds (one step of every variant each)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps per variant first")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
+    if args.rounds < 1 or args.warmup < 0:
+        parser.error("--rounds must be >= 1 and --warmup >= 0")
 
     context = mp.get_context("spawn")
     results = {}
-    for variant in ("reconet", "naive"):
+    for variant in VARIANTS:
         queue = context.Queue()
-        process = context.Process(target=_worker, args=(variant, args, queue))
+        process = context.Process(target=_work_and_memory, args=(variant, args, queue))
         process.start()
         process.join()
         if process.exitcode != 0 or queue.empty():
             print(f"{variant} run failed (exit code {process.exitcode})", file=sys.stderr)
             return 1
         results[variant] = queue.get()
+    times = _interleaved_times(args)
 
     height, width = args.size
     print(
         f"training step, {width}x{height}, batch {args.batch} pairs, model {args.model}, "
-        f"loss network {results['reconet']['loss_network']}, device {args.device}, "
-        f"torch threads {torch.get_num_threads()}, {args.steps} timed steps after {args.warmup} warm-up"
+        f"loss network {results['reconet']['loss_network']}, device {args.device}, torch threads {torch.get_num_threads()}, "
+        f"{args.rounds} interleaved rounds after {args.warmup} warm-up step(s) per variant"
     )
-    print(f"{'variant':<10} {'s/step':>10} {'peak memory':>14} {'loss (step 1)':>16}")
-    for variant, result in results.items():
-        mean = sum(result["times"]) / len(result["times"])
-        result["mean"] = mean
-        print(f"{variant:<10} {mean:>10.2f} {result['peak'] / 2**30:>11.2f} GiB {result['first_total']:>16.6g}")
-    print(f"speed-up: {results['naive']['mean'] / results['reconet']['mean']:.2f}x")
-    agree = abs(results["naive"]["first_total"] - results["reconet"]["first_total"]) <= 1e-3 * abs(results["reconet"]["first_total"])
+    print(f"{'variant':<10} {'s/step':>8} {'GFLOP/step':>11} {'peak memory':>12} {'loss (step 1)':>14}  all times (s)")
+    for variant in VARIANTS:
+        result = results[variant]
+        all_times = " ".join(f"{t:.2f}" for t in times[variant])
+        print(
+            f"{variant:<10} {statistics.median(times[variant]):>8.2f} {result['flop'] / 1e9:>11.0f} "
+            f"{result['peak'] / 2**30:>8.2f} GiB {result['first_total']:>14.6g}  {all_times}"
+        )
+    for other in VARIANTS[1:]:
+        per_round = [t_other / t_own for t_other, t_own in zip(times[other], times["reconet"])]
+        work = results[other]["flop"] / results["reconet"]["flop"]
+        print(
+            f"reconet speed-up over {other}: {statistics.median(per_round):.2f}x in time "
+            f"(median of per-round ratios {' '.join(f'{r:.2f}' for r in per_round)}), {work:.2f}x in work"
+        )
+    reference = results["reconet"]["first_total"]
+    agree = all(abs(result["first_total"] - reference) <= 1e-3 * abs(reference) for result in results.values())
     print(f"same loss value: {'yes' if agree else 'NO'}")
     return 0 if agree else 1
 
