@@ -181,15 +181,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.output is None and not args.preview:
         parser.error("OUTPUT is required (or use --preview to only watch)")
-    if not args.debug:
-        warnings.formatwarning = _format_warning  # type: ignore[assignment]
-        warnings.filterwarnings("ignore", category=FutureWarning)
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        warnings.filterwarnings("ignore", category=UserWarning, module="torch")
-        # torch.compile's compiler probing logs CUDA notes on CPU-only machines
-        logging.getLogger("torch").setLevel(logging.ERROR)
-        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    # Warning settings are restored on return, so calling main() in-process (tests, notebooks)
+    # leaves no trace.
+    with warnings.catch_warnings():
+        saved_format = warnings.formatwarning
+        try:
+            if not args.debug:
+                _quiet_warnings()
+            return _run_reporting_errors(args)
+        finally:
+            warnings.formatwarning = saved_format  # type: ignore[assignment]
 
+
+def _quiet_warnings() -> None:
+    warnings.formatwarning = _format_warning  # type: ignore[assignment]
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module="torch")
+    # torch.compile's compiler probing logs CUDA notes on CPU-only machines
+    logging.getLogger("torch").setLevel(logging.ERROR)
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+
+
+def _run_reporting_errors(args: argparse.Namespace) -> int:
     def terminate(signum: int, frame: Any) -> None:
         raise _Terminated()
 

@@ -440,3 +440,13 @@ def test_inference_imports_no_training_stack(videos_dir: Path, tiny_model: Path,
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env={**os.environ})
     assert result.returncode == 0, result.stderr
     assert "BANNED []" in result.stdout
+
+
+def test_main_in_process_leaves_warning_settings_as_it_found_them(tmp_path: Path, capsys) -> None:
+    import warnings
+
+    format_before, filters_before = warnings.formatwarning, list(warnings.filters)
+    code = main([str(tmp_path / "missing.mp4"), str(tmp_path / "out.mp4"), "--model", str(tmp_path / "m.pt")])
+    assert code != 0 and "error:" in capsys.readouterr().err
+    assert warnings.formatwarning is format_before
+    assert warnings.filters == filters_before
