@@ -70,7 +70,14 @@ def _build(args: argparse.Namespace, device: torch.device):
 
 def one_batch_losses(network, objective, batch) -> dict[str, torch.Tensor]:
     """reconet's step with a single loss-network pass on cat([input N, input N+1, output N, output N+1])."""
-    from reconet.losses import content_loss, feature_temporal_loss, output_temporal_loss, style_loss, total_variation
+    from reconet.losses import (
+        content_loss,
+        feature_temporal_loss,
+        output_temporal_loss,
+        style_loss,
+        total_variation,
+        weighted_terms,
+    )
 
     frame1, frame2, flow, mask = batch["frame1"], batch["frame2"], batch["flow"], batch["mask"]
     size = frame1.shape[0]
@@ -84,23 +91,18 @@ def one_batch_losses(network, objective, batch) -> dict[str, torch.Tensor]:
         content = content + content_loss(features[objective.content_layer][rows], target)
         outputs = {name: features[name][rows] for name in objective.style_layers}
         style = style + style_loss(outputs, objective.style_grams, objective.style_layer_weights)
-    weights = objective.weights
-    terms = {
-        "content": weights["alpha"] * content,
-        "style": weights["beta"] * style,
-        "tv": weights["gamma"] * (total_variation(output1) + total_variation(output2)),
-        "temporal_feature": weights["lambda_f"]
-        * feature_temporal_loss(both.features[:size], both.features[size:], flow, mask),
-        "temporal_output": weights["lambda_o"] * output_temporal_loss(output1, output2, frame1, frame2, flow, mask),
+    raw = {
+        "content": content,
+        "style": style,
+        "tv": total_variation(output1) + total_variation(output2),
+        "temporal_feature": feature_temporal_loss(both.features[:size], both.features[size:], flow, mask),
+        "temporal_output": output_temporal_loss(output1, output2, frame1, frame2, flow, mask),
     }
-    terms["total"] = sum(terms.values())
-    return terms
+    return weighted_terms(raw, objective.weights)
 
 
 def naive_losses(network, objective, vgg, style_image, batch, style_size: int) -> dict[str, torch.Tensor]:
     """The loss as earlier public ReCoNet code computed it: same terms, one VGG call per use."""
-    import torch.nn.functional as F
-
     from reconet.losses import (
         content_loss,
         feature_temporal_loss,
@@ -108,39 +110,32 @@ def naive_losses(network, objective, vgg, style_image, batch, style_size: int) -
         output_temporal_loss,
         style_loss,
         total_variation,
+        weighted_terms,
     )
+    from reconet.losses.objective import resize_style_image
 
     frame1, frame2, flow, mask = batch["frame1"], batch["frame2"], batch["flow"], batch["mask"]
     result1 = network(frame1)  # each frame separately
     result2 = network(frame2)
-    weights = objective.weights
     content = style = 0.0
     for frame, result in ((frame1, result1), (frame2, result2)):
         # content loss: its own VGG passes for the output and the input
         target = vgg(frame)[objective.content_layer].detach()
         content = content + content_loss(vgg(result.output)[objective.content_layer], target)
         # style loss: another VGG pass on the output, and the style image's Grams recomputed
-        height, width = style_image.shape[-2:]
-        scale = style_size / min(height, width)
-        size = (round(height * scale), round(width * scale))
-        resized = F.interpolate(style_image[None], size=size, mode="bilinear", align_corners=False, antialias=True)
-        style_features = vgg(resized.clamp(0.0, 1.0))
+        style_features = vgg(resize_style_image(style_image[None], style_size))
         target_grams = {name: gram_matrix(style_features[name]).detach() for name in objective.style_layers}
         output_features = vgg(result.output)
         outputs = {name: output_features[name] for name in objective.style_layers}
         style = style + style_loss(outputs, target_grams, objective.style_layer_weights)
-    tv = total_variation(result1.output) + total_variation(result2.output)
-    temporal_f = feature_temporal_loss(result1.features, result2.features, flow, mask)
-    temporal_o = output_temporal_loss(result1.output, result2.output, frame1, frame2, flow, mask)
-    terms = {
-        "content": weights["alpha"] * content,
-        "style": weights["beta"] * style,
-        "tv": weights["gamma"] * tv,
-        "temporal_feature": weights["lambda_f"] * temporal_f,
-        "temporal_output": weights["lambda_o"] * temporal_o,
+    raw = {
+        "content": content,
+        "style": style,
+        "tv": total_variation(result1.output) + total_variation(result2.output),
+        "temporal_feature": feature_temporal_loss(result1.features, result2.features, flow, mask),
+        "temporal_output": output_temporal_loss(result1.output, result2.output, frame1, frame2, flow, mask),
     }
-    terms["total"] = sum(terms.values())
-    return terms
+    return weighted_terms(raw, objective.weights)
 
 
 VARIANTS = ("reconet", "one-batch", "naive")

@@ -90,7 +90,7 @@ def main() -> None:
 
     weighted = {name: weights[WEIGHT_OF[name]] * statistics.mean(v) for name, v in values.items()}
     total = sum(weighted.values())
-    print(f"\n| term | unweighted mean (min-max) | weight | weighted | share of total |")
+    print("\n| term | unweighted mean (min-max) | weight | weighted | share of total |")
     print("|---|---|---|---|---|")
     for name in LOSS_TERMS:
         v = values[name]

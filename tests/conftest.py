@@ -8,6 +8,8 @@ Real sample data lives in ``../shared/data`` relative to the project root (overr
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -59,3 +61,48 @@ def videos_dir(sample_data: Path) -> Path:
 @pytest.fixture(autouse=True)
 def _deterministic() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture()
+def one_thread() -> Iterator[None]:
+    """One intra-op thread for the test, restored afterwards (CLIs' --threads set it
+    process-wide). The suite shares two cores: OpenMP threads that wait on each other under
+    load are far slower than one thread, and the tensors in these tests are small."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _probe_media(path: Path) -> dict:
+    """Facts about a media file from demuxing and decoding it, independent of reconet's I/O:
+    frame count, frame rate, size, audio codec, and each stream's time span and length."""
+    import av
+
+    info: dict = {}
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        info["rate"] = video.average_rate
+        info["size"] = (video.codec_context.width, video.codec_context.height)
+        info["audio_codec"] = container.streams.audio[0].codec_context.name if container.streams.audio else None
+        spans: dict[str, list[Fraction]] = {}
+        for packet in container.demux():
+            if packet.pts is None or packet.size == 0:
+                continue
+            start = packet.pts * packet.time_base
+            end = (packet.pts + (packet.duration or 0)) * packet.time_base
+            old = spans.get(packet.stream.type)
+            spans[packet.stream.type] = [start, end] if old is None else [min(old[0], start), max(old[1], end)]
+    with av.open(str(path)) as container:
+        info["frames"] = sum(1 for _ in container.decode(video=0))
+    for kind in ("video", "audio"):
+        span = spans.get(kind)
+        info[f"{kind}_span"] = span
+        info[f"{kind}_length"] = None if span is None else span[1] - span[0]
+    return info
+
+
+@pytest.fixture(scope="session")
+def probe() -> Callable[[Path], dict]:
+    """``probe(path)`` -> the facts of :func:`_probe_media`."""
+    return _probe_media

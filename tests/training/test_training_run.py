@@ -25,14 +25,7 @@ register_resolvers()
 LOSS_TAGS = ("train/content", "train/style", "train/tv", "train/temporal_feature", "train/temporal_output", "train/total")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The tensors here are tiny: intra-op threads only add synchronization, and on a shared
-    machine an oversubscribed OpenMP pool makes each step many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def compose_train(*overrides: str):
