@@ -58,6 +58,21 @@ def videos_dir(sample_data: Path) -> Path:
     return require_path(sample_data / "videos")
 
 
+def warp_errors(sample: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-pixel channel-mean |I1 - warp(I2, F)| and |I1 - I2| of a dataset sample, each (1, H, W)."""
+    from reconet.flow.warp import warp
+
+    warped = warp(sample["frame2"].unsqueeze(0), sample["flow"].unsqueeze(0))[0]
+    return (
+        (sample["frame1"] - warped).abs().mean(dim=0, keepdim=True),
+        (sample["frame1"] - sample["frame2"]).abs().mean(dim=0, keepdim=True),
+    )
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> float:
+    return float((values * mask).sum() / mask.sum())
+
+
 @pytest.fixture(autouse=True)
 def _deterministic() -> None:
     torch.manual_seed(0)

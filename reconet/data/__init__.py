@@ -8,6 +8,7 @@ Every dataset yields the same sample dict (see :mod:`reconet.data.sample`):
 from reconet.data.errors import DatasetError, DatasetWarning
 from reconet.data.flyingchairs import FlyingChairs, FlyingChairs2
 from reconet.data.masks import mask_from_maps, photometric_mask
+from reconet.data.photos import PhotoPairs
 from reconet.data.sample import META_KEYS, check_sample, make_sample
 from reconet.data.scene_flow import SceneFlow
 from reconet.data.sintel import SintelPairs
@@ -31,6 +32,7 @@ __all__ = [
     "FlyingChairs",
     "FlyingChairs2",
     "FlyingShapes",
+    "PhotoPairs",
     "RandomCrop",
     "RandomHorizontalFlip",
     "Resize",

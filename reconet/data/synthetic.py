@@ -71,14 +71,16 @@ class _Texture:
 
 
 @dataclass(frozen=True)
-class _Layer:
+class Layer:
+    """One rigid layer of a pair: outline, texture (object coordinates -> RGB) and motion N -> N+1."""
+
     kind: str  # "background", "ellipse" or "polygon"
     centre: np.ndarray  # (2,) x, y in frame N
     angle: float  # orientation in frame N (radians)
     shift: np.ndarray  # (2,) translation N -> N+1
     rotation: float  # rotation N -> N+1 (radians)
     scale: float  # scale N -> N+1
-    texture: _Texture
+    texture: Callable[[np.ndarray], np.ndarray]  # (N, 2) object coordinates -> (N, 3) float32 RGB
     axes: np.ndarray | None = None  # ellipse semi-axes (a, b)
     vertices: np.ndarray | None = None  # (V, 2) polygon vertices sorted by angle
     vertex_angles: np.ndarray | None = None  # (V,)
@@ -145,6 +147,22 @@ class _Layer:
         return edge[:, 0] * rel[:, 1] - edge[:, 1] * rel[:, 0] >= 0.0
 
 
+def random_shape(rng: np.random.Generator, radius: float, **placement: Any) -> Layer:
+    """An ellipse or a star-shaped polygon of about ``radius`` px; ``placement`` holds the other
+    :class:`Layer` fields (centre, angle, shift, rotation, scale, texture)."""
+    if rng.uniform() < 0.5:
+        axes = np.array([radius, radius * rng.uniform(0.4, 1.0)])
+        return Layer(kind="ellipse", axes=axes, **placement)
+    count = int(rng.integers(3, 9))
+    # Jittered, sorted angles: consecutive gaps stay below pi, so the polygon is star-shaped
+    # around the origin and the sector test in Layer.inside is exact.
+    angles = 2.0 * np.pi * (np.arange(count) + rng.uniform(-0.2, 0.2, size=count)) / count
+    angles = np.sort(angles)
+    radii = radius * rng.uniform(0.55, 1.0, size=count)
+    vertices = np.stack([radii * np.cos(angles), radii * np.sin(angles)], axis=1)
+    return Layer(kind="polygon", vertices=vertices, vertex_angles=angles, **placement)
+
+
 def _pixels_in_box(bounds: tuple[np.ndarray, np.ndarray], height: int, width: int) -> np.ndarray:
     """Flat (row-major) indices of the pixel centres inside an (x, y) box, clipped to the image."""
     (x0, y0), (x1, y1) = bounds
@@ -154,6 +172,71 @@ def _pixels_in_box(bounds: tuple[np.ndarray, np.ndarray], height: int, width: in
         return np.zeros(0, dtype=np.int64)
     cols, rows = np.arange(c0, c1 + 1), np.arange(r0, r1 + 1)
     return (rows[:, None] * width + cols[None, :]).reshape(-1)
+
+
+def render_layers(
+    layers: Sequence[Layer], size: Sequence[int]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Render a back-to-front layer stack (the first layer covers the plane) as a frame pair.
+
+    Returns (frame1 (3, H, W), frame2 (3, H, W), flow (2, H, W), mask (1, H, W)): both frames
+    rendered independently by inverse mapping, the exact forward flow of every frame-N pixel
+    under its top layer's motion and the exact visibility mask (see the module docstring).
+    """
+    height, width = (int(s) for s in size)
+    # Geometry in float64 numpy (exact to ~1e-12 px), textures in float32. numpy rather than
+    # torch: thousands of small single-threaded ops, no thread-pool overhead in the loader.
+    ys, xs = np.mgrid[0:height, 0:width]
+    grid = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float64)  # (HW, 2) pixel centres (x, y)
+
+    frames = []
+    top_first = np.zeros(0, dtype=np.int64)
+    for frame in (0, 1):
+        top = np.zeros(len(grid), dtype=np.int64)  # index of the visible layer per pixel
+        for k in range(1, len(layers)):
+            pixels = _pixels_in_box(layers[k].bounds(frame), height, width)  # flat indices
+            if len(pixels):
+                inside = layers[k].inside(layers[k].to_object(grid[pixels], frame))
+                top[pixels[inside]] = k
+        image = np.empty((len(grid), 3), dtype=np.float32)
+        for k, layer in enumerate(layers):
+            where = np.flatnonzero(top == k)
+            if len(where):
+                image[where] = layer.texture(layer.to_object(grid[where], frame))
+        frames.append(image)
+        if frame == 0:
+            top_first = top
+
+    # Exact flow and occlusion of every frame-N pixel under its own layer's motion.
+    target = np.empty_like(grid)  # (HW, 2) position in frame N+1
+    for k, layer in enumerate(layers):
+        where = np.flatnonzero(top_first == k)
+        if len(where):
+            target[where] = layer.move(grid[where])
+    flow = target - grid
+    visible = (
+        (target[:, 0] >= 0) & (target[:, 0] <= width - 1) & (target[:, 1] >= 0) & (target[:, 1] <= height - 1)
+    )
+    for j in range(1, len(layers)):
+        # Only layers above a pixel's own layer can hide it, and only near their box.
+        low, high = layers[j].bounds(1)
+        tx, ty = target[:, 0], target[:, 1]
+        near = (top_first < j) & (tx >= low[0]) & (tx <= high[0]) & (ty >= low[1]) & (ty <= high[1])
+        below = np.flatnonzero(near)
+        if len(below):
+            covered = layers[j].inside(layers[j].to_object(target[below], 1))
+            visible[below[covered]] = False
+
+    def image_layout(values: np.ndarray) -> torch.Tensor:  # (HW, C) -> (C, H, W) float32
+        array = values.astype(np.float32).reshape(height, width, -1).transpose(2, 0, 1)
+        return torch.from_numpy(np.ascontiguousarray(array))
+
+    return (
+        image_layout(frames[0]),
+        image_layout(frames[1]),
+        image_layout(flow),
+        image_layout(visible[:, None]),
+    )
 
 
 class FlyingShapes(Dataset):
@@ -241,14 +324,14 @@ class FlyingShapes(Dataset):
         scale = float(np.exp(rng.uniform(-1.0, 1.0) * math.log1p(self.max_zoom) * amount))
         return shift, rotation, scale
 
-    def layers(self, index: int) -> list[_Layer]:
+    def layers(self, index: int) -> list[Layer]:
         """The layer stack of sample ``index``, back to front (deterministic in seed, index)."""
         rng = np.random.default_rng([self.seed, int(index)])
         height, width = self.size
         shortest = min(height, width)
         shift, rotation, scale = self._motion(rng, self.background_motion)
         layers = [
-            _Layer(
+            Layer(
                 kind="background",
                 centre=np.array([(width - 1) / 2.0, (height - 1) / 2.0]),
                 angle=0.0,
@@ -259,88 +342,18 @@ class FlyingShapes(Dataset):
             )
         ]
         for _ in range(int(rng.integers(self.num_shapes[0], self.num_shapes[1] + 1))):
+            # draw order kept as before the shape helper existed: outline size and place, then motion
             radius = rng.uniform(0.08, 0.25) * shortest
             centre = rng.uniform([-0.05 * width, -0.05 * height], [1.05 * width, 1.05 * height])
             shift, rotation, scale = self._motion(rng, 1.0)
-            common = dict(
-                centre=centre,
-                angle=float(rng.uniform(0.0, 2.0 * np.pi)),
-                shift=shift,
-                rotation=rotation,
-                scale=scale,
-                texture=self._texture(rng),
-            )
-            if rng.uniform() < 0.5:
-                axes = np.array([radius, radius * rng.uniform(0.4, 1.0)])
-                layers.append(_Layer(kind="ellipse", axes=axes, **common))
-            else:
-                count = int(rng.integers(3, 9))
-                # Jittered, sorted angles: consecutive gaps stay below pi, so the polygon is
-                # star-shaped around the origin and the sector test in _Layer.inside is exact.
-                angles = 2.0 * np.pi * (np.arange(count) + rng.uniform(-0.2, 0.2, size=count)) / count
-                angles = np.sort(angles)
-                radii = radius * rng.uniform(0.55, 1.0, size=count)
-                vertices = np.stack([radii * np.cos(angles), radii * np.sin(angles)], axis=1)
-                layers.append(_Layer(kind="polygon", vertices=vertices, vertex_angles=angles, **common))
+            angle = float(rng.uniform(0.0, 2.0 * np.pi))
+            placement = dict(centre=centre, angle=angle, shift=shift, rotation=rotation, scale=scale)
+            layers.append(random_shape(rng, radius, **placement, texture=self._texture(rng)))
         return layers
 
     def render(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(frame1 (3, H, W), frame2 (3, H, W), flow (2, H, W), mask (1, H, W)) of sample ``index``."""
-        height, width = self.size
-        layers = self.layers(index)
-        # Geometry in float64 numpy (exact to ~1e-12 px), textures in float32. numpy rather than
-        # torch: thousands of small single-threaded ops, no thread-pool overhead in the loader.
-        ys, xs = np.mgrid[0:height, 0:width]
-        grid = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float64)  # (HW, 2) pixel centres (x, y)
-
-        frames = []
-        top_first = np.zeros(0, dtype=np.int64)
-        for frame in (0, 1):
-            top = np.zeros(len(grid), dtype=np.int64)  # index of the visible layer per pixel
-            for k in range(1, len(layers)):
-                pixels = _pixels_in_box(layers[k].bounds(frame), height, width)  # flat indices
-                if len(pixels):
-                    inside = layers[k].inside(layers[k].to_object(grid[pixels], frame))
-                    top[pixels[inside]] = k
-            image = np.empty((len(grid), 3), dtype=np.float32)
-            for k, layer in enumerate(layers):
-                where = np.flatnonzero(top == k)
-                if len(where):
-                    image[where] = layer.texture(layer.to_object(grid[where], frame))
-            frames.append(image)
-            if frame == 0:
-                top_first = top
-
-        # Exact flow and occlusion of every frame-N pixel under its own layer's motion.
-        target = np.empty_like(grid)  # (HW, 2) position in frame N+1
-        for k, layer in enumerate(layers):
-            where = np.flatnonzero(top_first == k)
-            if len(where):
-                target[where] = layer.move(grid[where])
-        flow = target - grid
-        visible = (
-            (target[:, 0] >= 0) & (target[:, 0] <= width - 1) & (target[:, 1] >= 0) & (target[:, 1] <= height - 1)
-        )
-        for j in range(1, len(layers)):
-            # Only layers above a pixel's own layer can hide it, and only near their box.
-            low, high = layers[j].bounds(1)
-            tx, ty = target[:, 0], target[:, 1]
-            near = (top_first < j) & (tx >= low[0]) & (tx <= high[0]) & (ty >= low[1]) & (ty <= high[1])
-            below = np.flatnonzero(near)
-            if len(below):
-                covered = layers[j].inside(layers[j].to_object(target[below], 1))
-                visible[below[covered]] = False
-
-        def image_layout(values: np.ndarray) -> torch.Tensor:  # (HW, C) -> (C, H, W) float32
-            array = values.astype(np.float32).reshape(height, width, -1).transpose(2, 0, 1)
-            return torch.from_numpy(np.ascontiguousarray(array))
-
-        return (
-            image_layout(frames[0]),
-            image_layout(frames[1]),
-            image_layout(flow),
-            image_layout(visible[:, None]),
-        )
+        return render_layers(self.layers(index), self.size)
 
     def __repr__(self) -> str:
         return f"FlyingShapes(num_samples={self.num_samples}, size={self.size}, seed={self.seed})"

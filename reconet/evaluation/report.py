@@ -30,6 +30,7 @@ COLUMNS = (
     ("frame_difference_ratio", "frame diff ratio"),
     ("style_distance", "style dist"),
     ("content_distance", "content dist"),
+    ("content_structure", "structure"),
 )
 SCENE_COLUMNS = COLUMNS[:4]
 

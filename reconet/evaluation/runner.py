@@ -10,7 +10,9 @@ Aggregates (per scene and overall, over the valid pairs: those whose mask is not
 - ``temporal_error_ratio``: mean E of the method / mean E of the unstylized input on the same
   pairs (the headline: 1 = as coherent as the input video itself);
 - ``frame_difference`` (flow-free, mean over pairs) and its ratio to the input;
-- ``style_distance`` / ``content_distance`` means over frame N of every pair, when computed.
+- ``style_distance`` / ``content_distance`` means over frame N of every pair, when computed;
+- ``content_structure``: mean over frame N of every pair of the edge-layout correlation with
+  the input frame (:mod:`reconet.evaluation.structure`; 1 = the scene's layout is kept).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import torch
 from reconet.evaluation.methods import INPUT_NAME, InputBaseline, MethodSpec, build_method
 from reconet.evaluation.quality import DEFAULT_CONTENT_LAYER, DEFAULT_STYLE_LAYERS, QualityScorer
 from reconet.evaluation.sources import EvalPair, EvaluationError, SintelPairSource, VideoPairSource
+from reconet.evaluation.structure import content_structure
 from reconet.evaluation.temporal import frame_difference_error, temporal_error, temporal_error_map
 from reconet.image import load_image
 
@@ -99,6 +102,7 @@ def aggregate(records: Sequence[dict], reference: Sequence[dict] | None = None) 
         "frame_difference_ratio": None,
         "style_distance": _mean(r.get("style_distance") for r in records),
         "content_distance": _mean(r.get("content_distance") for r in records),
+        "content_structure": _mean(r.get("content_structure") for r in records),
     }
     if reference is not None:
         ref_te = _mean(reference[i]["temporal_error"] for i in valid)
@@ -227,6 +231,8 @@ def _score(method, pair: EvalPair, flow, mask, scorer, input_features, device) -
         "valid": math.isfinite(te),
         "frame_difference": _finite(fd),
         "mask_fraction": float(mask.float().mean()),
+        # needs no loss network, so it is reported with --no-quality too
+        "content_structure": _finite(float(content_structure(out1, pair.frame1.to(device).float())[0])),
     }
     if scorer is not None:
         if method.name == INPUT_NAME:
@@ -321,6 +327,8 @@ def evaluate(config: EvaluationConfig) -> EvaluationResult:
         "metric": {
             "temporal_error": "sum_p M(p) * ||O_N(p) - warp(O_N+1, F)(p)||^2 / (3 * sum_p M(p)), RGB in [0, 1]",
             "frame_difference": "mean_p ||O_N(p) - O_N+1(p)||^2 / 3, no flow",
+            "content_structure": "pearson(blur(|sobel Y(O_N)|), blur(|sobel Y(I_N)|)), Y luminance at a 128-px "
+            "shorter side, Gaussian sigma 2 px; 1 = edge layout of the input kept, ~0 = unrelated",
             "overall": "mean over valid pairs; temporal_rmse = sqrt(temporal_error); ratios are to 'input'",
         },
         "quality": None

