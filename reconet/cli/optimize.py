@@ -107,6 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--iterations-warm", type=int, default=_DEFAULTS.iterations_warm, metavar="N",
                      help="iterations for frames started from the warped previous frame "
                           f"(default {_DEFAULTS.iterations_warm})")
+    opt.add_argument("--tolerance", type=float, default=_DEFAULTS.tolerance, metavar="REL",
+                     help="stop a frame early once its loss fell by less than this fraction over "
+                          f"--patience iterations (default {_DEFAULTS.tolerance:g} = use every iteration)")
+    opt.add_argument("--patience", type=int, default=_DEFAULTS.patience, metavar="N",
+                     help=f"window of the --tolerance test, in iterations (default {_DEFAULTS.patience})")
     opt.add_argument("--lr", type=float, metavar="LR",
                      help="learning rate (default: 1 for lbfgs, 0.02 for adam; 0.1 for adam+sigmoid)")
     opt.add_argument("--parametrization", choices=("clamp", "sigmoid"), default=_DEFAULTS.parametrization,
@@ -158,6 +163,8 @@ def config_from_args(args: argparse.Namespace) -> OptimizeConfig:
         temporal_feature_weight=temporal_feature,
         temporal_feature_layers=tuple(args.temporal_layers),
         first_init=args.init,
+        tolerance=args.tolerance,
+        patience=args.patience,
         warm_start=not args.no_warm_start,
         optimizer=args.optimizer,
         iterations=args.iterations,

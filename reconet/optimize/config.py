@@ -59,7 +59,11 @@ class OptimizeConfig:
         warm_start: start frame t from the stylized frame t-1 warped onto frame t (occluded and
             out-of-frame pixels from the content frame). False starts every frame like frame 1.
         optimizer: "lbfgs" (default) or "adam".
-        iterations: iterations for frames started from scratch (frame 1).
+        tolerance: stop a frame early when its loss improved by less than this fraction over
+            the last ``patience`` iterations (0 = always spend the whole budget).
+        patience: the window, in iterations, of that test.
+        iterations: iterations for frames started from scratch (frame 1); with a tolerance, the
+            most a frame may use.
         iterations_warm: iterations for warm-started frames (they start close to the answer).
         lr: learning rate; None = default for the optimizer and parametrization.
         parametrization: "clamp" (optimize pixels, project to [0, 1] after each step) or
@@ -86,6 +90,8 @@ class OptimizeConfig:
     first_init: str = "content"
     warm_start: bool = True
     optimizer: str = "lbfgs"
+    tolerance: float = 0.0
+    patience: int = 5
     iterations: int = 300
     iterations_warm: int = 100
     lr: float | None = None
@@ -106,6 +112,10 @@ class OptimizeConfig:
         _choice("parametrization", self.parametrization, PARAMETRIZATIONS)
         _choice("first_init", self.first_init, FIRST_INITS)
         _choice("flow", self.flow, FLOW_METHODS)
+        if not self.tolerance >= 0.0:
+            raise ValueError(f"tolerance must be >= 0, got {self.tolerance}")
+        if self.patience < 1:
+            raise ValueError(f"patience must be >= 1, got {self.patience}")
         if not self.style_layers:
             raise ValueError("style_layers must name at least one layer")
         if self.style_layer_weights is not None and len(self.style_layer_weights) != len(self.style_layers):

@@ -53,6 +53,7 @@ class FrameResult:
     resumed: bool = False  # loaded from the work directory, not optimized in this run
     warm: bool = False  # started from the warped previous frame
     coverage: float | None = None  # fraction of pixels taken from the previous frame (mean of M)
+    history: list[float] = field(default_factory=list)  # total loss per evaluation; [] if resumed
 
 
 class VideoOptimizer:
@@ -154,7 +155,7 @@ class VideoOptimizer:
         self,
         content: torch.Tensor,
         previous: tuple[torch.Tensor, torch.Tensor] | None = None,
-    ) -> tuple[torch.Tensor, dict[str, float], int, bool, float | None]:
+    ) -> tuple[torch.Tensor, dict[str, float], int, bool, float | None, list[float]]:
         """Stylize one frame.
 
         Args:
@@ -162,7 +163,7 @@ class VideoOptimizer:
             previous: (content, stylized) of frame t-1, each (1, 3, H, W), or None.
 
         Returns:
-            image (1, 3, H, W), loss terms, iterations, warm-started?, mask coverage.
+            image (1, 3, H, W), loss terms, iterations, warm-started?, mask coverage, loss history.
         """
         cfg = self.config
         objective = self.objective(tuple(content.shape[-2:]))
@@ -182,9 +183,11 @@ class VideoOptimizer:
             iterations=cfg.iterations_warm if warm else cfg.iterations,
             lr=cfg.learning_rate,
             parametrization=cfg.parametrization,
+            tolerance=cfg.tolerance,
+            patience=cfg.patience,
         )
         coverage = float(mask.mean()) if mask is not None else None
-        return result.image, result.terms, result.iterations, warm, coverage
+        return result.image, result.terms, result.iterations, warm, coverage, result.history
 
     # -- the sequence -----------------------------------------------------------------------
     def stylize(
@@ -238,7 +241,7 @@ class VideoOptimizer:
                 stylized = done.unsqueeze(0).to(self.device)
                 result = FrameResult(index, done, resumed=True, seconds=time.perf_counter() - started)
             else:
-                image, terms, iterations, warm, coverage = self.optimize_frame(content, previous)
+                image, terms, iterations, warm, coverage, history = self.optimize_frame(content, previous)
                 # Round to 8 bits: the saved frame and the next frame's start are then identical.
                 cpu = uint8_to_tensor(tensor_to_uint8(image[0]))  # (3, H, W)
                 if parts is not None:
@@ -252,6 +255,7 @@ class VideoOptimizer:
                     seconds=time.perf_counter() - started,
                     warm=warm,
                     coverage=coverage,
+                    history=history,
                 )
             previous = (content, stylized)
             yield result

@@ -14,9 +14,10 @@ from reconet.image import load_image
 from reconet.models.loss_network import build_loss_network
 from reconet.optimize.config import OptimizeConfig
 from reconet.optimize.flow_cache import CachedFlowEstimator
-from reconet.optimize.objective import resize_longer_side
+from reconet.optimize.objective import GatysObjective, resize_longer_side
 from reconet.optimize.parts import PartsDir, ResumeMismatchError
 from reconet.optimize.sequence import VideoOptimizer
+from reconet.optimize.solver import solve
 
 SIZE = (48, 64)  # (H, W)
 SHIFT = (3, 2)  # (dx, dy) pixels per frame: content moves right and down
@@ -133,11 +134,15 @@ def test_temporal_loss_lowers_the_temporal_error_on_a_moving_texture(random_vgg,
     assert errors["on"] < 0.7 * errors["off"], errors
 
 
-def test_temporal_loss_lowers_the_temporal_error_on_sintel_with_the_real_vgg19(sample_data, dis, styles_dir):
+def test_temporal_loss_lowers_the_temporal_error_on_sintel_with_the_real_vgg19(sample_data, dis, styles_dir, one_thread):
     """Real frames, the bundled VGG-19 and the default weights: the temporal terms must pay off.
 
     The error is measured as the evaluation code defines it (forward flow N -> N+1, mask from
-    forward-backward consistency), with flows estimated on the content frames.
+    forward-backward consistency), with flows estimated on the content frames. The budget is one
+    where the optimization has converged (100 iterations for the first frame, 60 warm): the
+    effect is then far larger than what different floating-point kernels change. Measured with
+    one thread: on/off = 0.23 with the AVX2 kernels, 0.24 with ATEN_CPU_CAPABILITY=default; at
+    the earlier 12/8 iterations it was 0.80-0.88 and depended on the kernel set.
     """
     paths = sorted((sample_data / "sequences/sintel_alley_1_clean_frames_0016-0025").glob("*.png"))[:3]
     frames = [resize_longer_side(load_image(p)[None], 72)[0] for p in paths]  # (3, 31, 72)
@@ -151,14 +156,30 @@ def test_temporal_loss_lowers_the_temporal_error_on_sintel_with_the_real_vgg19(s
 
     results = {}
     for name, weights in {"off": dict(temporal_weight=0.0, temporal_feature_weight=0.0), "on": {}}.items():
-        config = OptimizeConfig(iterations=12, iterations_warm=8, **weights)
+        config = OptimizeConfig(iterations=100, iterations_warm=60, **weights)
         results[name] = [r.image for r in VideoOptimizer(
             style, config, loss_network=network, flow_estimator=dis).stylize(frames)]
     errors = {name: error(images) for name, images in results.items()}
-    assert errors["on"] < 0.8 * errors["off"], errors
+    assert errors["on"] < 0.5 * errors["off"], errors
     # Both are stylized, not copies of the input (which would be perfectly coherent too).
     for images in results.values():
         assert (images[-1] - frames[-1]).abs().mean() > 0.05
+
+
+def test_lbfgs_makes_progress_from_the_content_frame_on_a_hard_sintel_frame(sample_data, styles_dir):
+    """Real VGG-19, default weights (loss ~1e7 at the start): the first frame must get stylized.
+
+    Before the solver normalized the loss, L-BFGS stayed at 0.997 of the start for 40 iterations
+    on this frame (ambush_4, 96 px): the result was the content frame, unstylized.
+    """
+    frame = resize_longer_side(load_image(sample_data / "sintel/training/final/ambush_4/frame_0004.png")[None], 64)
+    config = OptimizeConfig()
+    network = build_loss_network("vgg19", layers=config.layers, weights="auto")
+    objective = GatysObjective(network, load_image(styles_dir / "starry_night.jpg"), config, tuple(frame.shape[-2:]))
+    targets = objective.targets(frame)
+    result = solve(lambda image: objective(image, targets), frame, iterations=15)
+    assert result.terms["total"] < 0.5 * result.history[0], result.history[::3]
+    assert (result.image - frame).abs().mean() > 0.03  # visibly changed, not the content frame
 
 
 def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, random_vgg, dis, style):
