@@ -181,6 +181,13 @@ class PhotoPairs(Dataset):
 
         return load
 
+    def __getstate__(self) -> dict[str, Any]:
+        # DataLoader workers started by "spawn" receive a pickled copy: the decoded-photo cache
+        # (a local function) is not picklable, and each worker builds its own anyway.
+        state = dict(self.__dict__)
+        state.pop("_cache", None)
+        return state
+
     def _photo_order(self) -> np.ndarray:
         """A seeded permutation: consecutive samples show different photos."""
         return np.random.default_rng([self.seed, 0x70686F74]).permutation(len(self.photos))

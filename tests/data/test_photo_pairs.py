@@ -141,6 +141,15 @@ def test_transforms_keep_flow_and_mask_consistent(smooth_photos: Path) -> None:
         assert masked_mean(warped, mask) < 0.004 and masked_mean(plain, mask) > 3 * masked_mean(warped, mask)
 
 
+def test_pickles_for_spawned_workers_after_use(smooth_photos: Path) -> None:
+    import pickle
+
+    dataset = PhotoPairs(3, size=(32, 32), root=smooth_photos, seed=2)
+    first = dataset[1]  # fills the decoded-photo cache
+    copy = pickle.loads(pickle.dumps(dataset))
+    assert torch.equal(copy[1]["frame2"], first["frame2"])
+
+
 def test_bad_arguments_and_folders(tmp_path: Path, smooth_photos: Path) -> None:
     with pytest.raises(DatasetError, match="not found"):
         PhotoPairs(3, root=tmp_path / "missing")
