@@ -124,18 +124,20 @@ def solve(
     # curvature pair it yields falls below torch's ys > 1e-10 test, and the next step -g (lr 1)
     # throws every pixel onto the [0, 1] bounds: measured on Sintel ambush_4 from the content
     # frame, the loss stayed at 0.997 of its start for 40 iterations (docs/optimize.md). The
-    # minimizer is unchanged; Adam is invariant to the scale anyway.
-    scale = 1.0
+    # minimizer is unchanged; Adam is invariant to the scale anyway. The scale is taken from the
+    # first evaluation (the start image), so it costs no extra loss-network pass.
+    scale: float | None = None
 
     def closure() -> torch.Tensor:
+        nonlocal scale
         opt.zero_grad(set_to_none=True)
         total = evaluate(to_image(variable))  # (1, 3, H, W) image
+        if scale is None:
+            start = abs(float(total.detach()))
+            scale = start if math.isfinite(start) and start > 0.0 else 1.0
         (total / scale).backward()
         return total / scale
 
-    with torch.no_grad():
-        start = float(loss_fn(to_image(variable))["total"])
-    scale = abs(start) if math.isfinite(start) and start != 0.0 else 1.0
     done = 0
     converged = False
     best_after: list[float] = []  # lowest loss seen after each iteration
