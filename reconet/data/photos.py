@@ -34,7 +34,7 @@ from torch.utils.data import Dataset
 
 from reconet.data.errors import DatasetError
 from reconet.data.sample import make_meta, make_sample
-from reconet.data.synthetic import Layer, random_shape, render_layers
+from reconet.data.synthetic import Layer, random_motion, random_shape, render_layers
 from reconet.image import IMAGE_SUFFIXES, load_image
 
 Transform = Callable[[dict[str, Any]], dict[str, Any]]
@@ -203,10 +203,7 @@ class PhotoPairs(Dataset):
 
     # -- generation --------------------------------------------------------------------------
     def _motion(self, rng: np.random.Generator, amount: float) -> tuple[np.ndarray, float, float]:
-        shift = rng.uniform(-1.0, 1.0, size=2) * self.max_shift * min(self.size) * amount
-        rotation = rng.uniform(-1.0, 1.0) * self.max_rotation * amount
-        scale = float(np.exp(rng.uniform(-1.0, 1.0) * math.log1p(self.max_zoom) * amount))
-        return shift, rotation, scale
+        return random_motion(rng, min(self.size), self.max_shift, self.max_rotation, self.max_zoom, amount)
 
     def _camera_fits(self, layer: Layer, photo_shape: tuple[int, int]) -> bool:
         """True if frame N+1's corners, seen through ``layer``'s motion, stay inside the photo."""
@@ -239,23 +236,20 @@ class PhotoPairs(Dataset):
 
         shortest = min(height, width)
         for _ in range(int(rng.integers(self.num_layers[0], self.num_layers[1] + 1))):
-            other = int(rng.integers(0, len(self.photos) - 1)) if len(self.photos) > 1 else 0
-            other = other + (other >= photo_index) if len(self.photos) > 1 else 0  # never the background photo
+            other = 0
+            if len(self.photos) > 1:  # any photo but the background's
+                other = int(rng.integers(0, len(self.photos) - 1))
+                other += other >= photo_index
             radius = rng.uniform(0.1, 0.3) * shortest
             cutout = self._scaled_photo(other, float(rng.uniform(*self.zoom)))
             # the shape's bounding disc lies inside the cut-out photo
             reach = min(radius, (min(cutout.shape[:2]) - 1) / 2.0)
             origin = rng.uniform([reach, reach], [cutout.shape[1] - 1 - reach, cutout.shape[0] - 1 - reach])
-            layers.append(
-                random_shape(
-                    rng,
-                    reach,
-                    centre=rng.uniform([0.0, 0.0], [width - 1.0, height - 1.0]),
-                    angle=float(rng.uniform(0.0, 2.0 * np.pi)),
-                    **dict(zip(("shift", "rotation", "scale"), self._motion(rng, self.layer_motion))),
-                    texture=PhotoTexture(cutout, origin),
-                )
-            )
+            layer_centre = rng.uniform([0.0, 0.0], [width - 1.0, height - 1.0])
+            angle = float(rng.uniform(0.0, 2.0 * np.pi))
+            shift, rotation, scale = self._motion(rng, self.layer_motion)
+            placement = dict(centre=layer_centre, angle=angle, shift=shift, rotation=rotation, scale=scale)
+            layers.append(random_shape(rng, reach, **placement, texture=PhotoTexture(cutout, origin)))
         return layers
 
     def render(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -147,6 +147,18 @@ class Layer:
         return edge[:, 0] * rel[:, 1] - edge[:, 1] * rel[:, 0] >= 0.0
 
 
+def random_motion(
+    rng: np.random.Generator, shortest: int, max_shift: float, max_rotation: float, max_zoom: float, amount: float
+) -> tuple[np.ndarray, float, float]:
+    """(shift (2,) px, rotation rad, scale) of a layer, each up to ``amount`` times its maximum:
+    shift per axis up to max_shift * shortest, rotation up to max_rotation (radians), scale in
+    [1/(1+max_zoom), 1+max_zoom] (log-uniform)."""
+    shift = rng.uniform(-1.0, 1.0, size=2) * max_shift * shortest * amount
+    rotation = rng.uniform(-1.0, 1.0) * max_rotation * amount
+    scale = float(np.exp(rng.uniform(-1.0, 1.0) * math.log1p(max_zoom) * amount))
+    return shift, rotation, scale
+
+
 def random_shape(rng: np.random.Generator, radius: float, **placement: Any) -> Layer:
     """An ellipse or a star-shaped polygon of about ``radius`` px; ``placement`` holds the other
     :class:`Layer` fields (centre, angle, shift, rotation, scale, texture)."""
@@ -318,11 +330,7 @@ class FlyingShapes(Dataset):
         )
 
     def _motion(self, rng: np.random.Generator, amount: float) -> tuple[np.ndarray, float, float]:
-        shortest = min(self.size)
-        shift = rng.uniform(-1.0, 1.0, size=2) * self.max_shift * shortest * amount
-        rotation = rng.uniform(-1.0, 1.0) * self.max_rotation * amount
-        scale = float(np.exp(rng.uniform(-1.0, 1.0) * math.log1p(self.max_zoom) * amount))
-        return shift, rotation, scale
+        return random_motion(rng, min(self.size), self.max_shift, self.max_rotation, self.max_zoom, amount)
 
     def layers(self, index: int) -> list[Layer]:
         """The layer stack of sample ``index``, back to front (deterministic in seed, index)."""
