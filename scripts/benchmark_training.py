@@ -45,7 +45,7 @@ def _build(args: argparse.Namespace, device: torch.device):
     from reconet.losses import ReCoNetLoss
     from reconet.models import build_reconet
     from reconet.models.loss_network import build_loss_network
-    from reconet.training.config import asset_path
+    from reconet.resources import asset_path
 
     content_layer, style_layers = "relu3_3", ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
     with warnings.catch_warnings():

@@ -11,9 +11,11 @@ first step with one line on stderr and exit status 2. See docs/training.md.
 
 from __future__ import annotations
 
+import shlex
 import sys
 from collections.abc import Sequence
 from importlib import resources
+from typing import TYPE_CHECKING
 
 import hydra
 from omegaconf import DictConfig
@@ -21,30 +23,81 @@ from omegaconf import DictConfig
 from reconet.training.config import ConfigError, register_resolvers
 
 EXIT_BAD_CONFIG = 2
+# Stopped by a signal: 128 + its number, as a shell reports it (SIGINT 130, SIGTERM 143).
+EXIT_SIGNAL_BASE = 128
+
+if TYPE_CHECKING:
+    from reconet.training.train import StoppedBySignal
 
 register_resolvers()
 
 
+class _SignalOutsideTraining(BaseException):
+    """SIGTERM/SIGINT before the first training step (set-up, sanity check) or after the last."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_signal(signum: int, frame: object) -> None:
+    raise _SignalOutsideTraining(signum)
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def _main(cfg: DictConfig) -> float | None:
-    from reconet.training.train import fit, prepare
+    import signal
+
+    from reconet.training.train import StoppedBySignal, fit, prepare
 
     import pytorch_lightning as pl
     from omegaconf import OmegaConf
 
-    seed = OmegaConf.select(cfg, "seed")
-    if seed is not None:
-        pl.seed_everything(int(seed), workers=True, verbose=False)
+    # While training runs, GracefulStop handles both signals (stop after the step); outside it
+    # they stop at once, with one line.
+    previous = {signum: signal.signal(signum, _raise_signal) for signum in (signal.SIGTERM, signal.SIGINT)}
+    run = None
     try:
-        run = prepare(cfg)
-    except ConfigError as err:
-        print(f"reconet-train: error: {err}", file=sys.stderr)
-        sys.exit(EXIT_BAD_CONFIG)
-    metrics = fit(run)
+        seed = OmegaConf.select(cfg, "seed")
+        if seed is not None:
+            pl.seed_everything(int(seed), workers=True, verbose=False)
+        try:
+            run = prepare(cfg)
+        except ConfigError as err:
+            print(f"reconet-train: error: {err}", file=sys.stderr)
+            sys.exit(EXIT_BAD_CONFIG)
+        try:
+            metrics = fit(run)
+        except StoppedBySignal as stop:
+            if run.trainer.is_global_zero:
+                print(f"reconet-train: {stop_message(stop, sys.argv[1:])}", file=sys.stderr)
+            sys.exit(EXIT_SIGNAL_BASE + stop.signum)
+    except _SignalOutsideTraining as stop:
+        name = signal.Signals(stop.signum).name
+        step = run.trainer.global_step if run is not None else 0
+        where = "before the first training step; nothing to resume" if step == 0 else f"at step {step} while finishing"
+        print(f"reconet-train: stopped by {name} {where}", file=sys.stderr)
+        sys.exit(EXIT_SIGNAL_BASE + stop.signum)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     if run.trainer.is_global_zero:
         print(f"reconet-train: outputs in {run.output_dir}")
     total = metrics.get("val/total")
     return total
+
+
+def stop_message(stop: "StoppedBySignal", overrides: Sequence[str]) -> str:
+    """One line: which signal, at which step, where the checkpoint is and how to resume."""
+    import signal
+
+    name = signal.Signals(stop.signum).name
+    if stop.checkpoint is None:
+        return f"stopped by {name} before the first training step; nothing to resume"
+    checkpoint = stop.checkpoint.resolve()
+    kept = [arg for arg in overrides if not arg.split("=", 1)[0].lstrip("+~") == "ckpt_path"]
+    resume = shlex.join(["reconet-train", *kept, f"ckpt_path={checkpoint}"])
+    return f"stopped by {name} at step {stop.step}; checkpoint {checkpoint}; resume with: {resume}"
 
 
 def _group_options(group: str) -> list[str] | None:

@@ -14,17 +14,22 @@ intends for work that writes to disk.
 from __future__ import annotations
 
 import functools
+import os
+import signal
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from lightning_fabric.utilities.seed import pl_worker_init_function
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
 from reconet.data.errors import DatasetError
 from reconet.data.transforms import build_transform
 
 DatasetFactory = Callable[..., Dataset]
+# Signals a training job is stopped or warned with (SIGUSR1: SLURM's default requeue signal).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
 _TENSOR_KEYS = ("frame1", "frame2", "flow", "mask")
 
 
@@ -59,6 +64,22 @@ def _evenly_spaced(dataset: Dataset, count: int | None) -> Dataset:
 def _factory_name(name: str, factory: DatasetFactory) -> str:
     func = factory.func if isinstance(factory, functools.partial) else factory
     return f"{name} ({getattr(func, '__qualname__', func)})"
+
+
+def init_worker(worker_id: int, rank: int = 0) -> None:
+    """DataLoader ``worker_init_fn``: ignore stop signals, then seed as Lightning would.
+
+    A signal sent to the whole process group (Ctrl-C, ``timeout``, ``docker stop``, SLURM's
+    SIGUSR1 before the time limit) reaches the workers too; if they died of it, the main
+    process would fail with "DataLoader worker ... is killed by signal" instead of stopping
+    cleanly (``GracefulStop``). The main process shuts its workers down itself. Setting a
+    worker_init_fn disables Lightning's own seeding of workers
+    (``seed_everything(workers=True)``), so it is called here.
+    """
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    if int(os.environ.get("PL_SEED_WORKERS", 0)):
+        pl_worker_init_function(worker_id, rank=rank)
 
 
 class ReCoNetDataModule(pl.LightningDataModule):
@@ -143,6 +164,7 @@ class ReCoNetDataModule(pl.LightningDataModule):
             persistent_workers=self.num_workers > 0,
             pin_memory=self.pin_memory,
             collate_fn=collate_pairs,
+            worker_init_fn=self._worker_init_fn(),
         )
 
     def val_dataloader(self) -> DataLoader | list:
@@ -157,9 +179,16 @@ class ReCoNetDataModule(pl.LightningDataModule):
             persistent_workers=self.num_workers > 0,
             pin_memory=self.pin_memory,
             collate_fn=collate_pairs,
+            worker_init_fn=self._worker_init_fn(),
         )
 
     # -- helpers ---------------------------------------------------------------------------
+    def _worker_init_fn(self) -> Callable[[int], None] | None:
+        if self.num_workers == 0:
+            return None
+        trainer = getattr(self, "_trainer", None)
+        return functools.partial(init_worker, rank=int(trainer.global_rank) if trainer is not None else 0)
+
     @staticmethod
     def _build(factories: Mapping[str, DatasetFactory], transform: Callable | None) -> Dataset:
         datasets = []

@@ -1,4 +1,5 @@
-"""Training callbacks: TensorBoard images, inference-artifact export, stylized samples.
+"""Training callbacks: TensorBoard images, checkpoints, stopping on a signal, inference-artifact
+export, stylized samples.
 
 Visualisation and export live here rather than in the LightningModule so that the module
 stays a pure optimisation loop and each of these can be switched off from config
@@ -8,6 +9,8 @@ stays a pure optimisation loop and each of these can be switched off from config
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +23,7 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from reconet.evaluation.temporal import temporal_error_map
 from reconet.image import save_image
-from reconet.training.config import asset_path
+from reconet.resources import asset_path
 
 # Heat-map scale: the colour map saturates at this RMS difference (in [0, 1] RGB units)
 # so that images from different steps and runs are comparable.
@@ -150,21 +153,127 @@ class TemporalImageLogger(Callback):
 
 
 class Checkpoint(ModelCheckpoint):
-    """:class:`ModelCheckpoint` that also writes ``last.ckpt`` when training ends.
+    """:class:`ModelCheckpoint` that also writes ``last.ckpt`` when training ends or is stopped.
 
     ModelCheckpoint saves after each validation; without this, steps after the last
     validation (``max_steps`` not a multiple of ``val_check_interval``) would be missing from
-    ``last.ckpt`` and a resumed run would repeat them. Writes go through the trainer's
-    checkpoint IO (atomic, :mod:`reconet.training.checkpoint_io`).
+    ``last.ckpt`` and a resumed run would repeat them. When another callback stops training
+    mid-epoch (:class:`GracefulStop` on SIGTERM), ``last.ckpt`` is written at that step, with
+    the loops' mid-epoch state, and not overwritten at the end. Writes go through the
+    trainer's checkpoint IO (atomic, :mod:`reconet.training.checkpoint_io`).
     """
+
+    def _last_path(self) -> str | None:
+        if not self.save_last or self.dirpath is None:
+            return None
+        return os.path.join(self.dirpath, self.CHECKPOINT_NAME_LAST + self.FILE_EXTENSION)
+
+    _stopped_at_step: int | None = None  # step at which another callback stopped training
+
+    def _save_last_now(self, trainer: pl.Trainer) -> None:
+        path = self._last_path()
+        if path is None or trainer.fast_dev_run:
+            return
+        # every rank saves (the strategy writes on rank 0 and synchronizes); _save_checkpoint
+        # also records the step, so ModelCheckpoint does not write last.ckpt again at the end
+        self._save_checkpoint(trainer, path)
+        self.last_model_path = path
+
+    def _note_stop(self, trainer: pl.Trainer) -> None:
+        if trainer.should_stop and self._stopped_at_step is None:
+            if self._last_global_step_saved != trainer.global_step:
+                self._save_last_now(trainer)
+            self._stopped_at_step = trainer.global_step
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any, **kwargs: Any) -> None:
+        super().on_train_batch_end(trainer, pl_module, *args, **kwargs)
+        self._note_stop(trainer)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not trainer.sanity_checking:
+            self._note_stop(trainer)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().on_train_end(trainer, pl_module)
-        if not self.save_last or trainer.fast_dev_run or self.dirpath is None:
+        # A run that ended normally saves its final state (epoch counted as done, so a resume
+        # sees a spent epoch budget); a stopped one keeps the mid-epoch checkpoint of its step.
+        if self._stopped_at_step != trainer.global_step:
+            self._save_last_now(trainer)
+        self._stopped_at_step = None
+
+
+class GracefulStop(Callback):
+    """Stop training at the end of the current step on SIGTERM or SIGINT.
+
+    SIGTERM is what ``timeout``, ``docker stop``, systemd and batch schedulers send; Lightning
+    would turn it into an exception that skips the end of training. Here the step in progress
+    finishes, :class:`Checkpoint` writes ``last.ckpt`` at that step, the end-of-training
+    callbacks run (:class:`ArtifactExport` writes ``stylizer.pt``; :class:`SampleExport` is
+    skipped to stop quickly) and :attr:`received` tells the caller which signal it was. A
+    second SIGINT (Ctrl-C twice) raises KeyboardInterrupt at once.
+
+    Under DDP every rank stops at the same step: the ranks agree on "any rank got a signal"
+    after each step. DataLoader workers ignore both signals (the datamodule's worker_init_fn),
+    so a signal to the whole process group does not kill them under the main process.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self) -> None:
+        self.received: int | None = None  # signal number
+        self.stopped_at_step: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if signum == signal.SIGINT and self.received is not None:
+            raise KeyboardInterrupt
+        self.received = signum
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # After Lightning registered its own SIGTERM handler (Trainer._run), which this replaces.
+        self.received = None
+        self.stopped_at_step = None
+        if threading.current_thread() is not threading.main_thread():
             return
-        # every rank calls save_checkpoint (the strategy writes on rank 0 and synchronizes)
-        path = os.path.join(self.dirpath, self.CHECKPOINT_NAME_LAST + self.FILE_EXTENSION)
-        trainer.save_checkpoint(path, weights_only=self.save_weights_only)
+        for signum in self.SIGNALS:
+            self._previous[signum] = signal.getsignal(signum)
+            signal.signal(signum, self._handle)
+
+    def _check(self, trainer: pl.Trainer) -> None:
+        stop = trainer.strategy.reduce_boolean_decision(self.received is not None, all=False)
+        if stop and not trainer.should_stop:
+            trainer.should_stop = True
+            self.stopped_at_step = int(trainer.global_step)
+            if self.received is None:  # another rank got it
+                self.received = int(signal.SIGTERM)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any, **kwargs: Any) -> None:
+        self._check(trainer)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._check(trainer)
+
+    def _restore(self) -> None:
+        for signum, handler in self._previous.items():
+            if handler is not None:
+                signal.signal(signum, handler)
+        self._previous = {}
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._restore()
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        self._restore()
+
+
+def stop_signal(trainer: pl.Trainer) -> int | None:
+    """The signal that stopped training (:class:`GracefulStop`), None if it was not stopped."""
+    for callback in trainer.callbacks:
+        if isinstance(callback, GracefulStop) and callback.received is not None:
+            return callback.received
+    return None
 
 
 def artifact_meta(trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, Any]:
@@ -238,6 +347,8 @@ class SampleExport(Callback):
 
     @rank_zero_only
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if stop_signal(trainer) is not None:
+            return  # stopping on a signal: the scheduler may kill the process in seconds
         self.dirpath.mkdir(parents=True, exist_ok=True)
         sample = _fixed_sample(trainer, self.pair_index)
         if sample is not None:

@@ -7,20 +7,15 @@ is installed.
 
 from __future__ import annotations
 
-from importlib import resources
-from pathlib import Path
-
 from omegaconf import OmegaConf
+
+from reconet.resources import asset_path
+
+__all__ = ["ConfigError", "register_resolvers"]
 
 
 class ConfigError(ValueError):
     """A configuration that cannot train; the message is one line naming the key and the problem."""
-
-
-def asset_path(relative: str) -> str:
-    """Absolute path of ``reconet/assets/<relative>`` (the file need not exist)."""
-    root = resources.files("reconet") / "assets"
-    return str(Path(str(root)) / relative)
 
 
 def register_resolvers() -> None:

@@ -10,6 +10,7 @@ Used by the ``reconet-train`` CLI and by the tests, on the same config.
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -197,6 +198,57 @@ def _write_yaml(path: Path, config: dict[str, Any]) -> None:
         Path(temp).unlink(missing_ok=True)
 
 
+def _limit(cfg: DictConfig, key: str) -> Any:
+    value = OmegaConf.select(cfg, f"trainer.{key}")
+    return None if value is None or value == -1 else value
+
+
+def completed_epochs(checkpoint: dict[str, Any]) -> int:
+    """Epochs a Lightning checkpoint has finished (its fit loop's progress; ``epoch`` if absent)."""
+    try:
+        return int(checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]["completed"])
+    except (KeyError, TypeError):
+        return int(checkpoint.get("epoch", 0))
+
+
+def check_budget(cfg: DictConfig, ckpt_path: str | None) -> None:
+    """Raise ConfigError if the run would train zero steps (an empty or already spent budget).
+
+    Lightning would report such a run as finished and write no checkpoint and no model.
+    """
+    max_steps, max_epochs = _limit(cfg, "max_steps"), _limit(cfg, "max_epochs")
+    if max_steps is not None and max_steps <= 0:
+        raise ConfigError(f"trainer.max_steps={max_steps} trains nothing; set it to a positive number of steps (or -1: no step limit)")
+    if max_epochs is not None and max_epochs <= 0:
+        raise ConfigError(f"trainer.max_epochs={max_epochs} trains nothing; set it to a positive number of epochs (or -1: no epoch limit)")
+    limit_batches = OmegaConf.select(cfg, "trainer.limit_train_batches")
+    if limit_batches is not None and limit_batches == 0:
+        raise ConfigError("trainer.limit_train_batches=0 trains nothing; set it to null (all batches), a fraction or a count")
+    if ckpt_path == "last":  # Lightning resumes from last.ckpt if there is one (requeued jobs)
+        last = Path(str(OmegaConf.select(cfg, "callbacks.model_checkpoint.dirpath") or "")) / "last.ckpt"
+        ckpt_path = str(last) if last.is_file() else None
+    if ckpt_path is None or ckpt_path == "hpc":
+        return
+    try:
+        checkpoint = torch.load(str(ckpt_path), map_location="cpu", weights_only=True, mmap=True)
+    except Exception as err:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for a bad file
+        message = " ".join(str(err).split())[:200] or type(err).__name__
+        raise ConfigError(f"ckpt_path: cannot read the checkpoint {ckpt_path}: {message}") from err
+    if not isinstance(checkpoint, dict) or "global_step" not in checkpoint:
+        raise ConfigError(f"ckpt_path: not a training checkpoint (no global_step): {ckpt_path}")
+    step, epochs = int(checkpoint["global_step"]), completed_epochs(checkpoint)
+    if max_steps is not None and step >= max_steps:
+        raise ConfigError(
+            f"ckpt_path: the checkpoint is at step {step} and trainer.max_steps={max_steps}: nothing left to train; "
+            f"raise trainer.max_steps (e.g. trainer.max_steps={step + max(max_steps, 1)})"
+        )
+    if max_epochs is not None and epochs >= max_epochs:
+        raise ConfigError(
+            f"ckpt_path: the checkpoint has completed {epochs} epoch(s) and trainer.max_epochs={max_epochs}: nothing left "
+            f"to train; raise trainer.max_epochs or set trainer.max_epochs=-1 to train up to trainer.max_steps"
+        )
+
+
 # -- the run ---------------------------------------------------------------------------------
 def prepare(cfg: DictConfig) -> TrainingRun:
     """Build and check everything; raises :class:`ConfigError` (one line) on a bad config."""
@@ -208,6 +260,7 @@ def prepare(cfg: DictConfig) -> TrainingRun:
     ckpt_path = OmegaConf.select(cfg, "ckpt_path")
     if ckpt_path is not None and ckpt_path not in ("last", "hpc") and not Path(str(ckpt_path)).is_file():
         raise ConfigError(f"ckpt_path: checkpoint not found: {ckpt_path}")
+    check_budget(cfg, ckpt_path)
 
     # Cheap checks first, so a typo fails in a second, not after loading VGG.
     style_image = load_style_image(cfg)
@@ -241,10 +294,31 @@ def prepare(cfg: DictConfig) -> TrainingRun:
     return TrainingRun(resolved, output_dir, module, datamodule, trainer, ckpt_path)
 
 
+class StoppedBySignal(Exception):
+    """Training was stopped by SIGTERM/SIGINT; ``checkpoint`` is None if no step was trained."""
+
+    def __init__(self, signum: int, step: int, checkpoint: Path | None) -> None:
+        self.signum, self.step, self.checkpoint = int(signum), int(step), checkpoint
+        super().__init__(f"stopped by {signal.Signals(signum).name} at step {step}")
+
+
 def fit(run: TrainingRun) -> dict[str, float]:
-    """Train; returns the final logged metrics."""
-    # Checkpoints hold tensors and plain values only: load them without unpickling code.
-    run.trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=run.ckpt_path, weights_only=True)
+    """Train; returns the final logged metrics. Raises :class:`StoppedBySignal` after a clean
+    stop on SIGTERM/SIGINT (checkpoint and artifact written at the stopping step)."""
+    from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+    from reconet.training.callbacks import stop_signal
+
+    try:
+        # Checkpoints hold tensors and plain values only: load them without unpickling code.
+        run.trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=run.ckpt_path, weights_only=True)
+    except SIGTERMException as err:
+        # SIGTERM before the first step (set-up, sanity check): Lightning's own handler
+        raise StoppedBySignal(signal.SIGTERM, run.trainer.global_step, None) from err
+    signum = stop_signal(run.trainer)
+    if signum is not None:
+        last = getattr(run.trainer.checkpoint_callback, "last_model_path", "") or ""
+        raise StoppedBySignal(signum, run.trainer.global_step, Path(last) if last and Path(last).is_file() else None)
     return {name: float(value) for name, value in run.trainer.callback_metrics.items()}
 
 

@@ -18,7 +18,8 @@ from omegaconf import OmegaConf
 from reconet.evaluation.temporal import temporal_error
 from reconet.training.checkpoint_io import AtomicCheckpointIO
 from reconet.training.config import register_resolvers
-from reconet.training.train import RESOLVED_CONFIG_NAME, train
+from reconet.training.config import ConfigError
+from reconet.training.train import RESOLVED_CONFIG_NAME, prepare, train
 
 register_resolvers()
 
@@ -93,7 +94,7 @@ def test_synthetic_shapes_stay_available(tmp_path):
 
 def test_samples_include_the_stylized_demo_clip(tmp_path):
     from reconet.inference.io import open_frames
-    from reconet.training.config import asset_path
+    from reconet.resources import asset_path
 
     train(small(tmp_path, "debug=fdr", f"callbacks.samples.clip={asset_path('videos/flower_cc0.mp4')}"))
     with open_frames(tmp_path / "samples" / "demo_stylized.mp4") as clip:
@@ -360,3 +361,40 @@ def test_scene_flow_run(tmp_path):
     }
     # the frames are exact translations: warping the input by the shipped flow matches except at the border
     assert metrics["val/temporal_error_input"] < 1e-3
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("trainer.max_steps=0", "trainer.max_steps=0 trains nothing"),
+        ("trainer.max_epochs=0", "trainer.max_epochs=0 trains nothing"),
+        ("trainer.limit_train_batches=0", "trainer.limit_train_batches=0 trains nothing"),
+    ],
+)
+def test_an_empty_budget_fails_before_fitting(tmp_path, override, message):
+    with pytest.raises(ConfigError, match=message):
+        prepare(small(tmp_path, override))
+    assert not (tmp_path / "config_resolved.yaml").exists()
+
+
+def test_resuming_a_checkpoint_with_its_epochs_spent_fails_before_fitting(tmp_path):
+    # 4 pairs, batch 2: one epoch is 2 steps; max_epochs=1 ends the first run after step 2
+    data = ("data.num_samples=4", "data.size=[32,32]", "loss.style_size=32", "trainer.val_check_interval=2")
+    train(small(tmp_path / "first", *data, "trainer.max_epochs=1"))
+    last = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 2
+
+    resumed = small(tmp_path / "resumed", *data, "trainer.max_epochs=1", "trainer.max_steps=10", f"ckpt_path={last}")
+    with pytest.raises(ConfigError, match=r"completed 1 epoch\(s\) and trainer.max_epochs=1: nothing left to train"):
+        prepare(resumed)
+    assert not (tmp_path / "resumed" / "checkpoints").exists()
+    # with the epoch limit lifted it trains on, from step 2
+    metrics, run = train(small(tmp_path / "resumed", *data, "trainer.max_epochs=-1", "trainer.max_steps=4", f"ckpt_path={last}"))
+    assert run.trainer.global_step == 4
+
+
+def test_a_damaged_checkpoint_to_resume_is_one_line(tmp_path):
+    bad = tmp_path / "last.ckpt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ConfigError, match=r"ckpt_path: cannot read the checkpoint .*last.ckpt"):
+        prepare(small(tmp_path / "run", f"ckpt_path={bad}"))
