@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from reconet.evaluation.structure import content_structure
 from reconet.image import load_image, save_image
 from reconet.models.artifact import load_stylizer
+from reconet.models.pretrained import resolve_model
 
 
 def _resize(image: torch.Tensor, height: int) -> torch.Tensor:
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("output", type=Path, help="grid image to write (.jpg or .png)")
     parser.add_argument("--image", type=Path, action="append", required=True, help="input image (repeatable)")
-    parser.add_argument("--model", action="append", required=True, help="NAME=PATH of a stylizer.pt or checkpoint")
+    parser.add_argument("--model", action="append", required=True, help="NAME=MODEL: a stylizer.pt, a checkpoint or a bundled style name")
     parser.add_argument("--height", type=int, default=240, help="tile height in pixels")
     args = parser.parse_args(argv)
 
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         name, _, path = spec.partition("=")
         if not path:
             name, path = Path(spec).stem, spec
-        network, _ = load_stylizer(path)
+        network, _ = load_stylizer(resolve_model(path))
         models.append((name, network.eval()))
 
     rows = []

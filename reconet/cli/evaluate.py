@@ -82,6 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="reconet model artifact or training checkpoint (repeatable: comparison mode)",
     )
     what.add_argument(
+        "--style-model",
+        action="append",
+        default=[],
+        metavar="[NAME=]STYLE",
+        help="a pretrained style bundled with reconet, e.g. candy (repeatable; see reconet-stylize --list-styles)",
+    )
+    what.add_argument(
         "--frames",
         action="append",
         default=[],
@@ -158,10 +165,11 @@ def _config_from_args(args: argparse.Namespace):
     if data == "sintel" and args.video:
         raise ValueError("--video cannot be combined with --data sintel")
     methods = [MethodSpec.parse("model", text) for text in args.model]
+    methods += [_bundled_style(text) for text in args.style_model]
     methods += [MethodSpec.parse("frames", text) for text in args.frames]
     methods += [MethodSpec(name=name, kind="baseline") for name in args.baseline]
     if not methods:
-        raise ValueError("nothing to evaluate: give --model, --frames or --baseline input")
+        raise ValueError("nothing to evaluate: give --model, --style-model, --frames or --baseline input")
     return EvaluationConfig(
         data=data,
         root=args.root,
@@ -186,6 +194,15 @@ def _config_from_args(args: argparse.Namespace):
         heatmap_pair=args.heatmap_pair,
         progress=not args.no_progress,
     )
+
+
+def _bundled_style(text: str) -> MethodSpec:
+    from reconet.models.pretrained import pretrained_path
+
+    name, sep, style = text.partition("=")
+    if not sep:
+        name, style = text, text
+    return MethodSpec(name=name, kind="model", path=pretrained_path(style))
 
 
 def _one_line(err: BaseException) -> str:

@@ -29,7 +29,9 @@ PROG = "reconet-stylize"
 
 EXAMPLES = """\
 examples:
-  reconet-stylize holiday.mp4 holiday_udnie.mp4 --model udnie.pt
+  reconet-stylize holiday.mp4 holiday_candy.mp4 --style candy       (a bundled style)
+  reconet-stylize --list-styles
+  reconet-stylize holiday.mp4 holiday_udnie.mp4 --model udnie.pt     (your own model)
       video -> video: same frames, frame rate, size, duration and soundtrack
   reconet-stylize clip.webm small.mp4 --model udnie.pt --max-side 640
   reconet-stylize photo.jpg photo_udnie.png --model udnie.pt
@@ -89,17 +91,28 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("input", help="video file, image file, folder of frames, or webcam:N (e.g. webcam:0)")
+    parser.add_argument(
+        "input", nargs="?", help="video file, image file, folder of frames, or webcam:N (e.g. webcam:0)"
+    )
     parser.add_argument(
         "output",
         nargs="?",
         help="video file, image file or folder to create (optional with --preview)",
     )
-    parser.add_argument(
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument(
+        "-s",
+        "--style",
+        metavar="NAME",
+        help="a pretrained style bundled with reconet, e.g. candy (see --list-styles)",
+    )
+    which.add_argument(
         "-m",
         "--model",
-        required=True,
-        help="trained model: inference artifact (.pt), Lightning checkpoint (.ckpt) or exported .onnx",
+        help="your trained model: inference artifact (.pt), Lightning checkpoint (.ckpt) or exported .onnx",
+    )
+    which.add_argument(
+        "--list-styles", action="store_true", help="list the bundled styles with what they measured, and exit"
     )
     device = parser.add_argument_group("device and speed")
     device.add_argument(
@@ -179,14 +192,66 @@ def _one_line(error: BaseException) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.list_styles:
+        print(styles_table())
+        return 0
+    if args.input is None:
+        parser.error("INPUT is required")
+    if args.style is None and args.model is None:
+        parser.error("give a bundled style with --style NAME (see --list-styles) or your model with --model PATH")
     if args.output is None and not args.preview:
         parser.error("OUTPUT is required (or use --preview to only watch)")
+    if args.style is not None:
+        from reconet.models.pretrained import UnknownStyleError, pretrained_path
+
+        try:
+            args.model = str(pretrained_path(args.style))
+        except UnknownStyleError as error:
+            print(f"{PROG}: error: {error}", file=sys.stderr)
+            return 2
     # catch_warnings restores filters and showwarning on return, so calling main() in-process
     # (tests, notebooks) leaves no trace.
     with warnings.catch_warnings():
         if not args.debug:
             _quiet_warnings()
         return _run_reporting_errors(args)
+
+
+def styles_table() -> str:
+    """The bundled styles, one row each, with the numbers measured for their model cards."""
+    from reconet.models.pretrained import list_styles
+
+    styles = list_styles()
+    if not styles:
+        return "no pretrained styles are installed"
+
+    def number(value: Any, form: str) -> str:
+        return format(value, form) if isinstance(value, (int, float)) else "-"
+
+    header = ("style", "preset", "trained at", "steps", "E/input Sintel", "E/input DAVIS", "structure Sintel", "structure DAVIS")
+    rows = [header]
+    for style in styles:
+        metrics = style.metrics
+        rows.append(
+            (
+                style.name,
+                style.preset,
+                f"{style.trained_size[1]}x{style.trained_size[0]}",
+                str(style.steps),
+                number(metrics.get("sintel_temporal_ratio_to_input"), ".2f"),
+                number(metrics.get("davis_temporal_ratio_to_input"), ".2f"),
+                number(metrics.get("sintel_content_structure"), ".2f"),
+                number(metrics.get("davis_content_structure"), ".2f"),
+            )
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    data = sorted({style.data for style in styles})
+    lines.append("")
+    lines.extend(f"data: {text}" for text in data)
+    lines.append("E/input: temporal error of the stylized video / that of the input (lower = less flicker);")
+    lines.append("structure: content structure, 1 = the input's edge layout (docs/pretrained.md)")
+    return "\n".join(lines)
 
 
 def _quiet_warnings() -> None:
@@ -255,7 +320,8 @@ def _run(args: argparse.Namespace) -> int:
         )
         on_cuda = stylizer.info.device.startswith("cuda")
         batch_size = args.batch_size or (1 if webcam else (4 if on_cuda else 1))
-        print(f"{PROG}: {source.describe()}; model {model_path.name} ({stylizer.info})", file=sys.stderr)
+        model_name = f"style {args.style}" if args.style else f"model {model_path.name}"
+        print(f"{PROG}: {source.describe()}; {model_name} ({stylizer.info})", file=sys.stderr)
         preview = pipeline.OpenCVPreview() if args.preview else None
         start = time.perf_counter()
         try:

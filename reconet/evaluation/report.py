@@ -11,14 +11,14 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from reconet.fileio import atomic_write
 
 # (JSON key, column title) of the overall table; the per-scene table uses the first five
 COLUMNS = (
@@ -92,22 +92,6 @@ def format_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _atomic_write_bytes(path: Path, write) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        # mkstemp creates 0600; give the report the permissions an ordinary file would get
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _json_safe(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None
@@ -125,7 +109,7 @@ def _json_safe(value):
 def write_json(report: dict, path: str | Path) -> None:
     """Write the report as JSON (NaN/inf become null, so the file is strict JSON)."""
     text = json.dumps(_json_safe(report), indent=2, allow_nan=False)
-    _atomic_write_bytes(Path(path), lambda handle: handle.write(text.encode("utf-8") + b"\n"))
+    atomic_write(Path(path), lambda handle: handle.write(text.encode("utf-8") + b"\n"))
 
 
 def _png_bytes(fig) -> bytes:
@@ -226,6 +210,6 @@ def write_plots(plots: dict[str, bytes], directory: str | Path) -> list[Path]:
     written = []
     for name, data in plots.items():
         path = directory / name
-        _atomic_write_bytes(path, lambda handle, data=data: handle.write(data))
+        atomic_write(path, lambda handle, data=data: handle.write(data))
         written.append(path)
     return written

@@ -48,24 +48,33 @@ class ModelFileError(ValueError):
     """A file that is not a (valid) reconet model; the message names the file and the problem."""
 
 
-def save_artifact(path: str | os.PathLike, model: ReCoNet, meta: Mapping[str, Any] | None = None) -> Path:
+def save_artifact(
+    path: str | os.PathLike, model: ReCoNet, meta: Mapping[str, Any] | None = None, dtype: torch.dtype = torch.float32
+) -> Path:
     """Write ``model`` as an inference artifact at ``path`` (atomically) and return the path.
 
     The file is written to a temporary name in the destination folder and renamed when complete,
-    so an interrupted save never leaves a partial file at ``path``. Weights are stored as CPU
-    float32 whatever the model's device and dtype. ``meta`` must be JSON-able.
+    so an interrupted save never leaves a partial file at ``path``. Floating-point weights are
+    stored on the CPU as ``dtype`` whatever the model's device and dtype: float32 (default) or
+    float16 (half the size, for the bundled models; loading converts to the model's float32).
+    ``meta`` must be JSON-able.
     """
     if not isinstance(model, ReCoNet):
         raise TypeError(f"save_artifact expects a ReCoNet, got {type(model).__name__}")
+    if dtype not in (torch.float32, torch.float16):
+        raise ValueError(f"artifact weights are stored as float32 or float16, got {dtype}")
     meta = dict(meta or {})
     try:
         meta = json.loads(json.dumps(meta))  # a deep, JSON-only copy
     except (TypeError, ValueError) as error:
         raise ValueError(f"artifact meta must be JSON-able: {error}") from error
     state_dict = {
-        key: (value.detach().to("cpu", torch.float32) if value.is_floating_point() else value.detach().cpu()).clone()
+        key: (value.detach().to("cpu", dtype) if value.is_floating_point() else value.detach().cpu()).clone()
         for key, value in model.state_dict().items()
     }
+    overflow = [key for key, value in state_dict.items() if value.is_floating_point() and not bool(torch.isfinite(value).all())]
+    if overflow:
+        raise ValueError(f"weights not finite as {dtype}: {_listed(overflow)}")
     payload = {
         "format": ARTIFACT_FORMAT,
         "version": ARTIFACT_VERSION,
