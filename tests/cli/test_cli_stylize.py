@@ -327,6 +327,12 @@ def test_malicious_model_file_is_refused_without_running_it(tmp_path: Path, caps
 # processes: signals and imports
 
 
+def _interactive_signals() -> None:
+    # A test run started in the background (nohup, `cmd &` in a script) ignores SIGINT, and
+    # children inherit that; a user's Ctrl-C always reaches a foreground command.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _spawn(args: list[str], cwd: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "reconet.cli.stylize", *args, "--threads", "1", "--no-compile"],
@@ -334,6 +340,7 @@ def _spawn(args: list[str], cwd: Path) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_interactive_signals,
     )
 
 
