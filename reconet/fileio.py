@@ -2,7 +2,7 @@
 
 :func:`atomic_write` writes to a hidden temporary sibling, flushes it to disk and renames it
 over the destination (``os.replace`` is atomic on POSIX and Windows): an interrupted write
-leaves the previous file, or none, never a partial one. The file gets the permissions an
+leaves the previous file, or none, never a partial one; the rename is fsynced too. The file gets the permissions an
 ordinary new file gets under the umask (mkstemp alone would make it 0600).
 """
 
@@ -33,7 +33,22 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> P
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+    _fsync_dir(path.parent)
     return path
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename itself durable (no-op where directories cannot be opened, e.g. Windows)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_json(path: str | os.PathLike, value: Any) -> Path:

@@ -27,13 +27,13 @@ import json
 import os
 import pickle
 import struct
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from reconet.fileio import atomic_write
 from reconet.models.reconet import ReCoNet
 
 __all__ = ["ARTIFACT_FORMAT", "ARTIFACT_VERSION", "ModelFileError", "load_stylizer", "save_artifact"]
@@ -83,18 +83,7 @@ def save_artifact(
         "meta": meta,
     }
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save(payload, file)
-        # mkstemp creates the file private (0600); a saved model is an ordinary file.
-        os.chmod(temp_name, 0o644)
-        os.replace(temp_name, path)
-    finally:
-        if os.path.exists(temp_name):
-            os.unlink(temp_name)
-    return path
+    return atomic_write(path, lambda handle: torch.save(payload, handle))
 
 
 def load_stylizer(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[ReCoNet, dict[str, Any]]:

@@ -9,9 +9,7 @@ Used by the ``reconet-train`` CLI and by the tests, on the same config.
 
 from __future__ import annotations
 
-import os
 import signal
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +26,7 @@ from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.utilities import rank_zero_only
 
 from reconet.data.datamodule import ReCoNetDataModule
+from reconet.fileio import atomic_write
 from reconet.image import load_image
 from reconet.training.checkpoint_io import AtomicCheckpointIO
 from reconet.training.config import ConfigError, register_resolvers
@@ -188,14 +187,8 @@ def _partial(cfg: DictConfig, key: str) -> Callable[..., Any] | None:
 
 @rank_zero_only
 def _write_yaml(path: Path, config: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        OmegaConf.save(OmegaConf.create(config), temp)
-        os.replace(temp, path)
-    finally:
-        Path(temp).unlink(missing_ok=True)
+    text = OmegaConf.to_yaml(OmegaConf.create(config))
+    atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
 def _limit(cfg: DictConfig, key: str) -> Any:

@@ -68,7 +68,9 @@ def test_artifact_round_trip(tmp_path: Path) -> None:
     path = save_artifact(tmp_path / "out" / "stylizer.pt", model, meta)
     assert path == tmp_path / "out" / "stylizer.pt"
     assert os.listdir(path.parent) == ["stylizer.pt"]  # no temporary file left behind
-    assert path.stat().st_mode & 0o777 == 0o644
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # an ordinary new file, not mkstemp's 0600
 
     loaded, loaded_meta = load_stylizer(path)
     assert loaded_meta == meta

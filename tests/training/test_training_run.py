@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import pickle
 from pathlib import Path
 
@@ -254,6 +255,15 @@ def test_checkpoint_writes_never_corrupt_the_previous_file(tmp_path):
     assert path.read_bytes() == before
     assert sorted(p.name for p in path.parent.iterdir()) == ["last.ckpt"], "no temporary file is left behind"
     assert io.load_checkpoint(path)["global_step"] == 1
+
+
+def test_checkpoints_and_the_resolved_config_get_ordinary_file_permissions(tmp_path):
+    # mkstemp alone creates 0600 files; every output gets what the umask gives a new file
+    umask = os.umask(0)
+    os.umask(umask)
+    train(small(tmp_path, "trainer.max_steps=1", "trainer.val_check_interval=1", "data.size=[32,32]", "loss.style_size=32"))
+    for path in (tmp_path / "checkpoints" / "last.ckpt", tmp_path / RESOLVED_CONFIG_NAME, tmp_path / "stylizer.pt"):
+        assert (path.stat().st_mode & 0o777) == 0o666 & ~umask, path
 
 
 def _six_frames_of(clip: Path, cache: Path) -> list[str]:
