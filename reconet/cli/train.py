@@ -93,7 +93,7 @@ def stop_message(stop: "StoppedBySignal", overrides: Sequence[str]) -> str:
 
     name = signal.Signals(stop.signum).name
     if stop.checkpoint is None:
-        return f"stopped by {name} before the first training step; nothing to resume"
+        return f"stopped by {name} at step {stop.step}; no checkpoint written (callbacks.model_checkpoint is off)"
     checkpoint = stop.checkpoint.resolve()
     kept = [arg for arg in overrides if not arg.split("=", 1)[0].lstrip("+~") == "ckpt_path"]
     resume = shlex.join(["reconet-train", *kept, f"ckpt_path={checkpoint}"])

@@ -288,7 +288,8 @@ def prepare(cfg: DictConfig) -> TrainingRun:
 
 
 class StoppedBySignal(Exception):
-    """Training was stopped by SIGTERM/SIGINT; ``checkpoint`` is None if no step was trained."""
+    """Training was stopped by SIGTERM/SIGINT after a step; ``checkpoint`` is None if no
+    checkpoint callback wrote one (``callbacks.model_checkpoint=null``)."""
 
     def __init__(self, signum: int, step: int, checkpoint: Path | None) -> None:
         self.signum, self.step, self.checkpoint = int(signum), int(step), checkpoint
@@ -298,16 +299,10 @@ class StoppedBySignal(Exception):
 def fit(run: TrainingRun) -> dict[str, float]:
     """Train; returns the final logged metrics. Raises :class:`StoppedBySignal` after a clean
     stop on SIGTERM/SIGINT (checkpoint and artifact written at the stopping step)."""
-    from pytorch_lightning.utilities.exceptions import SIGTERMException
-
     from reconet.training.callbacks import stop_signal
 
-    try:
-        # Checkpoints hold tensors and plain values only: load them without unpickling code.
-        run.trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=run.ckpt_path, weights_only=True)
-    except SIGTERMException as err:
-        # SIGTERM before the first step (set-up, sanity check): Lightning's own handler
-        raise StoppedBySignal(signal.SIGTERM, run.trainer.global_step, None) from err
+    # Checkpoints hold tensors and plain values only: load them without unpickling code.
+    run.trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=run.ckpt_path, weights_only=True)
     signum = stop_signal(run.trainer)
     if signum is not None:
         last = getattr(run.trainer.checkpoint_callback, "last_model_path", "") or ""
