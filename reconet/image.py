@@ -12,11 +12,14 @@ conversion goes through here.
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import ExifTags, Image, ImageOps
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".ppm", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -51,17 +54,94 @@ def tensor_to_uint8(image: torch.Tensor) -> np.ndarray:
     return image.movedim(-3, -1).cpu().contiguous().numpy()
 
 
-def load_image(path: str | Path) -> torch.Tensor:
-    """Read an image file as (3, H, W) float RGB in [0, 1]; grey and RGBA become RGB."""
+class ImageFileError(ValueError):
+    """An image file that cannot be used; the message is one line naming the file."""
+
+
+# Modes whose pixels are wider than 8 bits: Pillow's convert("RGB") clips them to 255 rather
+# than scaling (a 16-bit grey PNG came back all white), so they are scaled here.
+_WIDE_INTEGER_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file as (H, W, 3) uint8 RGB: the package's one image decoder.
+
+    - Every mode Pillow opens is accepted: grey, palette, CMYK, YCbCr become RGB; 16-bit
+      integers are scaled (x / 257), not clipped; 32-bit floats must lie in [0, 1].
+    - Transparency is composited over white (the colour under alpha = 0 is undefined).
+    - The EXIF orientation tag is applied, so phone photos come out upright.
+    - Multi-frame files (animated WebP, TIFF stacks) give their first frame.
+
+    Raises:
+        FileNotFoundError: ``path`` is not a file.
+        ImageFileError: not an image, truncated, an unsupported mode, or a header that
+            claims more pixels than Pillow's decompression-bomb limit.
+    """
+    with _opened(path) as img:
+        return _to_rgb_uint8(ImageOps.exif_transpose(img), Path(path))
+
+
+@contextmanager
+def _opened(path: str | Path) -> Iterator[Image.Image]:
+    """``Image.open`` with every failure as FileNotFoundError or a one-line ImageFileError."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image not found: {path}")
     try:
         with Image.open(path) as img:
-            array = np.asarray(img.convert("RGB"))
-    except OSError as err:  # PIL raises UnidentifiedImageError (an OSError) for non-images
-        raise ValueError(f"{path}: not a readable image ({err})") from None
-    return uint8_to_tensor(array)
+            yield img
+    except Image.DecompressionBombError:
+        raise ImageFileError(_bomb_message(path)) from None
+    except (OSError, SyntaxError, EOFError, struct.error) as err:
+        # UnidentifiedImageError is an OSError; broken PNG chunks raise SyntaxError.
+        raise ImageFileError(f"{path}: not a readable image ({' '.join(str(err).split())})") from None
+
+
+def _to_rgb_uint8(img: Image.Image, path: Path) -> np.ndarray:
+    if img.mode in _WIDE_INTEGER_MODES:
+        values = np.asarray(img).astype(np.int64)  # (H, W)
+        if values.size and (values.min() < 0 or values.max() > 65535):
+            raise ImageFileError(f"{path}: {img.mode} image with values outside 0..65535 is not supported")
+        grey = ((values * 255 + 32767) // 65535).astype(np.uint8)  # round(x / 257)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if img.mode == "F":
+        values = np.asarray(img, dtype=np.float32)  # (H, W)
+        if not np.isfinite(values).all() or values.min() < 0 or values.max() > 1:
+            raise ImageFileError(f"{path}: 32-bit float image with values outside [0, 1] is not supported")
+        grey = np.round(values * 255).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in _ALPHA_MODES:
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
+    try:
+        return np.asarray(img.convert("RGB"))
+    except ValueError:  # e.g. LAB or HSV: Pillow has no conversion to RGB
+        raise ImageFileError(f"{path}: image mode {img.mode} is not supported (save it as RGB)") from None
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) of an image file from its header, with the same errors as :func:`read_image`.
+
+    EXIF-rotated images report their upright size.
+    """
+    with _opened(path) as img:
+        width, height = img.size
+        orientation = img.getexif().get(ExifTags.Base.Orientation, 1)
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def _bomb_message(path: Path) -> str:
+    limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+    return f"{path}: refused: its header claims more than {limit} pixels (a decompression bomb or a corrupt file)"
+
+
+def load_image(path: str | Path) -> torch.Tensor:
+    """Read an image file as (3, H, W) float RGB in [0, 1] (see :func:`read_image`)."""
+    return uint8_to_tensor(read_image(path))
 
 
 def save_image(path: str | Path, image: torch.Tensor) -> None:

@@ -58,6 +58,33 @@ def videos_dir(sample_data: Path) -> Path:
     return require_path(sample_data / "videos")
 
 
+def write_faststart_clip(path: Path, frames: int = 150, size: tuple[int, int] = (96, 64), rate: int = 25) -> Path:
+    """An H.264 MP4 of random frames with its index (moov) at the front, as web downloads have.
+
+    Cut short, such a file still opens and demuxes without an error up to the cut.
+    """
+    import av
+    import numpy as np
+
+    width, height = size
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as container:
+        stream = container.add_stream("libx264", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for _ in range(frames):
+            image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+def truncate_file(source: Path, destination: Path, fraction: float) -> Path:
+    """The first ``fraction`` of ``source``'s bytes, as an interrupted download leaves it."""
+    data = source.read_bytes()
+    destination.write_bytes(data[: int(len(data) * fraction)])
+    return destination
+
+
 def warp_errors(sample: dict) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-pixel channel-mean |I1 - warp(I2, F)| and |I1 - I2| of a dataset sample, each (1, H, W)."""
     from reconet.flow.warp import warp

@@ -11,6 +11,7 @@ first step with one line on stderr and exit status 2. See docs/training.md.
 
 from __future__ import annotations
 
+import difflib
 import shlex
 import sys
 from collections.abc import Sequence
@@ -18,7 +19,7 @@ from importlib import resources
 from typing import TYPE_CHECKING
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from reconet.training.config import ConfigError, register_resolvers
 
@@ -138,8 +139,53 @@ def check_group_choices(overrides: Sequence[str]) -> str | None:
     return None
 
 
+# Flags after which the config is not ours to pre-compose (another config, a sweep, help).
+_HYDRA_OWN_FLAGS = ("-m", "--multirun", "-cn", "--config-name", "-cp", "--config-path", "-cd", "--config-dir", "-h", "--help", "--hydra-help", "--info", "-i")
+
+
+def check_overrides(overrides: Sequence[str]) -> str | None:
+    """One-line message for overrides Hydra cannot apply (an unknown key, a syntax error).
+
+    Hydra reports these over six lines after its own set-up; composing the config here first
+    gives one line and, for a misspelt key, the closest existing keys.
+    """
+    from hydra import compose, initialize_config_module
+    from hydra.errors import HydraException
+
+    if any(arg.split("=", 1)[0] in _HYDRA_OWN_FLAGS for arg in overrides):
+        return None
+    candidates = [arg for arg in overrides if not arg.startswith("-") and "=" in arg]
+
+    def compose_with(args: list[str]) -> DictConfig:
+        with initialize_config_module("reconet.conf", version_base="1.3"):
+            return compose("train", overrides=args, return_hydra_config=True)
+
+    try:
+        compose_with(candidates)
+        return None
+    except HydraException as err:
+        cause = err.__cause__
+        full_key = getattr(cause, "full_key", None)
+        if full_key is None or "not in struct" not in str(cause):
+            text = " ".join(f"{err} {cause or ''}".split())
+            return text.replace(" See https://hydra.cc/docs/1.2/advanced/override_grammar/basic for details", "")
+    offending = next((arg for arg in candidates if arg.split("=", 1)[0] == full_key), full_key)
+    message = f"unknown config key {full_key!r} ({offending})"
+    parent, _, name = str(full_key).rpartition(".")
+    try:
+        rest = compose_with([arg for arg in candidates if arg != offending])
+        node = OmegaConf.select(rest, parent) if parent else rest
+        known = [str(key) for key in node.keys()] if isinstance(node, DictConfig) else []
+    except HydraException:
+        known = []
+    close = difflib.get_close_matches(name, known, n=2)
+    if close:
+        message += "; did you mean " + " or ".join(f"{parent + '.' if parent else ''}{key}" for key in close) + "?"
+    return message + f" To add a new key use +{offending}"
+
+
 def main() -> None:
-    problem = check_group_choices(sys.argv[1:])
+    problem = check_group_choices(sys.argv[1:]) or check_overrides(sys.argv[1:])
     if problem is not None:
         print(f"reconet-train: error: {problem}", file=sys.stderr)
         sys.exit(EXIT_BAD_CONFIG)

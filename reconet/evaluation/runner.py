@@ -32,6 +32,7 @@ from reconet.evaluation.sources import EvalPair, EvaluationError, SintelPairSour
 from reconet.evaluation.structure import content_structure
 from reconet.evaluation.temporal import frame_difference_error, temporal_error, temporal_error_map
 from reconet.image import load_image
+from reconet.losses.objective import resize_style_image
 
 REPORT_FORMAT = "reconet-evaluation"
 REPORT_VERSION = 1
@@ -186,6 +187,12 @@ def _build_scorer(config: EvaluationConfig, device: torch.device) -> QualityScor
 
     layers = tuple(dict.fromkeys((config.content_layer, *config.style_layers)))
     network = build_loss_network(config.loss_network, layers=layers, weights=config.loss_weights).to(device)
+    if style_image is not None:
+        style_h, style_w = resize_style_image(style_image.unsqueeze(0), config.style_size).shape[-2:]
+        if min(style_h, style_w) < network.min_side:
+            raise EvaluationError(
+                network.too_small_message(f"--style {config.style} ({style_w}x{style_h})") + "; give --style-size"
+            )
     return QualityScorer(
         network,
         style_image,

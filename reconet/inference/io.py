@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from reconet.image import IMAGE_SUFFIXES, uint8_to_tensor
+from reconet.image import IMAGE_SUFFIXES, image_size, read_image, uint8_to_tensor
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".gif")
 WEBCAM_PREFIX = "webcam:"
@@ -224,6 +224,10 @@ def _ffmpeg_message(err: BaseException) -> str:
     return " ".join(str(text).split())
 
 
+# VP8/VP9/AV1 packets may carry alt-ref frames that are decoded but never shown.
+_HIDDEN_FRAME_CODECS = ("vp8", "vp9", "av1", "libvpx", "libvpx-vp9", "libdav1d", "libaom-av1")
+
+
 class VideoSource(FrameSource):
     """Any video PyAV decodes (mp4, webm, mkv, avi, mov, gif, ...)."""
 
@@ -274,49 +278,83 @@ class VideoSource(FrameSource):
     def frames(self) -> Iterator[Frame]:
         width, height = self.size
         index = 0
+        packets = 0
+        video_end: Fraction | None = None  # end time of the last demuxed packet, seconds
+        cut_short = False
         try:
-            for decoded in self._container.decode(self._stream):
-                if self._stop:
+            for packet in self._container.demux(self._stream):
+                if packet.size and packet.pts is not None and packet.time_base is not None:
+                    packets += 1
+                    end = (packet.pts + (packet.duration or 0)) * packet.time_base
+                    video_end = end if video_end is None else max(video_end, end)
+                for decoded in packet.decode():
+                    if self._stop:
+                        cut_short = True
+                        break
+                    if self.max_frames is not None and index >= self.max_frames:
+                        self.truncated = cut_short = True
+                        break
+                    image = decoded.to_ndarray(
+                        width=width, height=height, format="rgb24", interpolation="AREA"
+                    )
+                    time_base = decoded.time_base or self.time_base
+                    when = None if decoded.pts is None or time_base is None else decoded.pts * time_base
+                    duration = None
+                    if decoded.duration and time_base is not None:
+                        duration = decoded.duration * time_base
+                    yield Frame(index, image, when, duration)
+                    index += 1
+                if cut_short:
                     break
-                if self.max_frames is not None and index >= self.max_frames:
-                    self.truncated = True
-                    break
-                image = decoded.to_ndarray(
-                    width=width, height=height, format="rgb24", interpolation="AREA"
-                )
-                time_base = decoded.time_base or self.time_base
-                when = None if decoded.pts is None or time_base is None else decoded.pts * time_base
-                duration = None
-                if decoded.duration and time_base is not None:
-                    duration = decoded.duration * time_base
-                yield Frame(index, image, when, duration)
-                index += 1
         except av.FFmpegError as err:
             raise MediaError(
                 f"{self.path}: corrupt video stream after {index} frames ({_ffmpeg_message(err)})"
             ) from None
         if index == 0 and not self._stop:
             raise MediaError(f"{self.path}: no video frames could be decoded")
+        if not cut_short:
+            self._check_complete(index, packets, video_end)
         self.num_frames = index
+
+    def _check_complete(self, decoded: int, packets: int, video_end: Fraction | None) -> None:
+        """Refuse a stream that ended before the length its header declares.
+
+        A file cut short with its index at the front (an interrupted download of a
+        "faststart" MP4) demuxes without an error up to the cut, and frame-threaded decoding
+        drops the broken last packets silently; only the declared length reveals it.
+        """
+        stream = self._stream
+        if video_end is None:
+            return
+        if not stream.duration or stream.time_base is None:
+            # No per-stream length (Matroska/WebM): the container's covers audio too, so a
+            # shortfall is only a warning, and only a clear one (over a second and 10 %).
+            container = Fraction(self._container.duration or 0, 1_000_000)
+            if container - video_end > max(1, container / 10):
+                warnings.warn(
+                    f"{self.path}: the video stream ends at {float(video_end):.2f} s but the file declares "
+                    f"{float(container):.2f} s ({decoded} frames decoded); it may be truncated",
+                    stacklevel=2,
+                )
+            return
+        declared = stream.duration * stream.time_base
+        rate = self.fps or Fraction(25)
+        # Timestamps are exact; one frame of slack covers rounding in the header's duration.
+        if video_end + 1 / rate < declared:
+            expected = stream.frames or round(declared * rate)
+            raise MediaError(
+                f"{self.path}: truncated or corrupt video: decoded {decoded} of {expected} frames "
+                f"(the stream ends at {float(video_end):.2f} s of {float(declared):.2f} s)"
+            )
+        # Frame threads hide decoding errors; a frame per packet is the rule except for the
+        # codecs with hidden (never shown) frames.
+        if stream.codec_context.name not in _HIDDEN_FRAME_CODECS and decoded < packets:
+            raise MediaError(
+                f"{self.path}: corrupt video: {packets - decoded} of {packets} frames could not be decoded"
+            )
 
     def close(self) -> None:
         self._container.close()
-
-
-def _read_image_uint8(path: Path) -> np.ndarray:
-    try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert("RGB"))  # (H, W, 3) uint8
-    except OSError as err:
-        raise MediaError(f"{path}: not a readable image ({_ffmpeg_message(err)})") from None
-
-
-def _image_size(path: Path) -> tuple[int, int]:
-    try:
-        with Image.open(path) as img:
-            return img.size
-    except OSError as err:
-        raise MediaError(f"{path}: not a readable image ({_ffmpeg_message(err)})") from None
 
 
 class ImageSource(FrameSource):
@@ -328,13 +366,13 @@ class ImageSource(FrameSource):
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"input not found: {path}")
-        source_size = _image_size(path)
+        source_size = image_size(path)
         super().__init__(str(path), (size or SizeSpec()).resolve(*source_size), source_size)
         self.path = path
         self.num_frames = self.frames_hint = 1
 
     def frames(self) -> Iterator[Frame]:
-        yield Frame(0, _resize_uint8(_read_image_uint8(self.path), self.size))
+        yield Frame(0, _resize_uint8(read_image(self.path), self.size))
 
 
 def _natural_key(path: Path) -> list[Any]:
@@ -369,7 +407,7 @@ class FolderSource(FrameSource):
         self.truncated_files = files
         if max_frames is not None and len(files) > max_frames:
             files = files[:max_frames]
-        source_size = _image_size(files[0])
+        source_size = image_size(files[0])
         super().__init__(str(path), (size or SizeSpec()).resolve(*source_size), source_size)
         self.truncated = len(files) < len(self.truncated_files)
         self.path = path
@@ -386,7 +424,7 @@ class FolderSource(FrameSource):
         for index, file in enumerate(self.files):
             if self._stop:
                 break
-            image = _read_image_uint8(file)
+            image = read_image(file)
             if (image.shape[1], image.shape[0]) != self.source_size and not warned:
                 warnings.warn(
                     f"{file.name} is {image.shape[1]}x{image.shape[0]}, the first frame is "

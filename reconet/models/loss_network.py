@@ -143,6 +143,8 @@ class LossNetwork(nn.Module):
             modules[f"relu{block}_{conv}"] = nn.ReLU()
             in_channels = out_channels
         self.features = nn.Sequential(modules)
+        # Each 2x2 pool halves (floor) the side; a side below 2^pools pools to nothing.
+        self.min_side = 2 ** sum(isinstance(m, nn.MaxPool2d) for m in modules.values())
         if state_dict is not None:
             self._load(state_dict)
 
@@ -193,6 +195,8 @@ class LossNetwork(nn.Module):
             raise ValueError(f"{self.name} loss network expects a (B, 3, H, W) RGB batch, got shape {tuple(x.shape)}")
         if not x.is_floating_point():
             raise ValueError(f"{self.name} loss network expects a float image in [0, 1], got dtype {x.dtype}")
+        if min(x.shape[-2:]) < self.min_side:
+            raise ValueError(self.too_small_message(f"a {x.shape[-1]}x{x.shape[-2]} image"))
         wanted = set(self.layers if layers is None else ((layers,) if isinstance(layers, str) else layers))
         unknown = sorted(wanted - set(self.layers))
         if unknown:
@@ -206,6 +210,11 @@ class LossNetwork(nn.Module):
                 if len(out) == len(wanted):
                     break  # nothing deeper is needed
         return out
+
+    def too_small_message(self, what: str) -> str:
+        """One line saying that ``what`` is smaller than this network's minimum side."""
+        deepest = self.layers[-1]
+        return f"{what} is too small for the {self.name} loss network: layers up to {deepest} need at least {self.min_side} px on each side"
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}, layers={self.layers}, input_convention={self.input_convention!r}, weights_source={self.weights_source!r}"

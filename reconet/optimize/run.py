@@ -137,7 +137,41 @@ def optimize_video(
     style = load_image(style_path)  # (3, H, W); missing or unreadable -> one-line error
     torch_device = resolve_device(device)
     parts = PartsDir(work_dir if work_dir is not None else parts_dir_for(output_path))
+    parts_existed = parts.path.exists()
+    try:
+        return _run(input_spec, output_path, kind, style, config, torch_device, parts, size=size,
+                    max_frames=max_frames, restart=restart, flow_cache=flow_cache,
+                    keep_work_dir=keep_work_dir, overwrite=overwrite, audio=audio, fps=fps, crf=crf,
+                    progress=progress, loss_network=loss_network, flow_estimator=flow_estimator)
+    except BaseException:
+        # A run that failed before finishing any frame leaves nothing to resume: no work folder.
+        if not parts_existed and not parts.finished():
+            parts.remove()
+        raise
 
+
+def _run(
+    input_spec: str,
+    output_path: Path,
+    kind: str,
+    style: torch.Tensor,
+    config: OptimizeConfig,
+    torch_device: torch.device,
+    parts: PartsDir,
+    *,
+    size: SizeSpec | None,
+    max_frames: int | None,
+    restart: bool,
+    flow_cache: str | Path | None,
+    keep_work_dir: bool,
+    overwrite: bool,
+    audio: bool,
+    fps: Fraction | None,
+    crf: int | None,
+    progress: Callable[[Progress], None] | None,
+    loss_network: torch.nn.Module | None,
+    flow_estimator,
+) -> RunSummary:
     source = open_frames(input_spec, size=size, max_frames=max_frames)
     with source:
         total = source.num_frames if source.num_frames is not None else source.frames_hint
@@ -150,6 +184,12 @@ def optimize_video(
             style, config, device=torch_device, loss_network=loss_network, flow_estimator=flow_estimator
         )
         width, height = source.size
+        min_side = getattr(optimizer.loss_network, "min_side", 1)
+        if min(width, height) < min_side:
+            raise MediaError(
+                optimizer.loss_network.too_small_message(f"{input_spec}: a {width}x{height} frame")
+                + "; give a larger --size or --max-side 0"
+            )
         source_id = f"{Path(input_spec).resolve()}|{width}x{height}|max_frames={max_frames}"
         started = time.perf_counter()
         count = optimized = 0

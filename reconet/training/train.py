@@ -110,6 +110,7 @@ def build_network(cfg: DictConfig) -> torch.nn.Module:
 def build_loss(cfg: DictConfig, style_image: torch.Tensor) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The objective and a record of the loss network actually used (name, weights, layers)."""
     from reconet.losses import ReCoNetLoss
+    from reconet.losses.objective import resize_style_image
     from reconet.models.loss_network import build_loss_network
 
     loss_cfg = OmegaConf.to_container(_node(cfg, "loss"), resolve=True)
@@ -134,9 +135,30 @@ def build_loss(cfg: DictConfig, style_image: torch.Tensor) -> tuple[torch.nn.Mod
         "layers": list(network.layers),
         "term_weights": {term: loss_cfg[term] for term in WEIGHT_KEYS},
     }
+    style_h, style_w = resize_style_image(style_image.unsqueeze(0), loss_cfg.get("style_size")).shape[-2:]
+    if min(style_h, style_w) < network.min_side:
+        raise ConfigError(
+            network.too_small_message(
+                f"style.image {_node(cfg, 'style.image')} ({style_w}x{style_h} at loss.style_size={loss_cfg.get('style_size')})"
+            )
+            + "; set a larger loss.style_size"
+        )
     with _stage("loss"):
         objective = ReCoNetLoss(network, style_image, **loss_cfg)
     return objective, used
+
+
+def check_frame_size(cfg: DictConfig, loss_network: torch.nn.Module) -> None:
+    """``data.size``/``data.val_size`` must survive the loss network's poolings (else a late RuntimeError)."""
+    min_side = getattr(loss_network, "min_side", 1)
+    for key in ("data.size", "data.val_size"):
+        value = OmegaConf.select(cfg, key)
+        if value is None:
+            continue
+        sides = [value] if isinstance(value, int) else list(value)
+        if min(int(side) for side in sides) < min_side:
+            shown = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+            raise ConfigError(loss_network.too_small_message(f"{key}={shown}"))
 
 
 def build_datamodule(cfg: DictConfig) -> ReCoNetDataModule:
@@ -191,8 +213,10 @@ def _write_yaml(path: Path, config: dict[str, Any]) -> None:
     atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
-def _limit(cfg: DictConfig, key: str) -> Any:
+def _limit(cfg: DictConfig, key: str) -> int | None:
     value = OmegaConf.select(cfg, f"trainer.{key}")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"trainer.{key} must be a whole number (or -1: no limit), got {value!r}")
     return None if value is None or value == -1 else value
 
 
@@ -267,6 +291,7 @@ def prepare(cfg: DictConfig) -> TrainingRun:
         raise ConfigError("optimizer is not set")
     scheduler = _partial(cfg, "scheduler")
     objective, used = build_loss(cfg, style_image)
+    check_frame_size(cfg, objective.loss_network)
 
     with _stage("config"):
         resolved = OmegaConf.to_container(cfg, resolve=True)

@@ -6,6 +6,7 @@ measured here with plain PyAV demuxing/decoding, never from reconet's reader.
 
 from __future__ import annotations
 
+import warnings
 from fractions import Fraction
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import av
 import numpy as np
 import pytest
 import torch
+from conftest import truncate_file, write_faststart_clip
 from PIL import Image
 
 from reconet.inference import io as media
@@ -401,3 +403,41 @@ def test_video_without_video_frames_is_a_media_error(videos_dir: Path, tmp_path:
             with media.open_writer(dest, source) as writer:
                 run(source, identity, writer, progress=False)
     assert not dest.exists() and no_partials(tmp_path)
+
+
+def test_truncated_faststart_mp4_is_an_error_with_both_counts(tmp_path: Path) -> None:
+    # The index at the front declares 150 frames; the first 30 % of the bytes hold about 40.
+    # Frame-threaded decoding drops the broken last packet without an error, so only the
+    # declared length can reveal the cut.
+    clip = write_faststart_clip(tmp_path / "clip.mp4", frames=150)
+    cut = truncate_file(clip, tmp_path / "cut.mp4", 0.3)
+    with media.VideoSource(clip) as source:
+        assert sum(1 for _ in source.frames()) == 150
+    with media.VideoSource(cut) as source:
+        assert source.frames_hint == 150
+        with pytest.raises(media.MediaError, match=r"cut\.mp4: truncated or corrupt video: decoded \d+ of 150 frames \(the stream ends at [\d.]+ s of 6\.00 s\)"):
+            for _ in source.frames():
+                pass
+
+
+def test_max_frames_on_a_truncated_file_reads_only_what_was_asked(tmp_path: Path) -> None:
+    cut = truncate_file(write_faststart_clip(tmp_path / "clip.mp4"), tmp_path / "cut.mp4", 0.3)
+    with media.VideoSource(cut, max_frames=10) as source:
+        assert sum(1 for _ in source.frames()) == 10
+
+
+def test_truncated_webm_warns_with_both_lengths(videos_dir: Path, tmp_path: Path) -> None:
+    # Matroska headers give no per-stream length; the file's declared duration (which covers
+    # the audio too) is compared, with a margin, and only warned about.
+    cut = truncate_file(videos_dir / "mdn_cc0_flower.webm", tmp_path / "cut.webm", 0.33)
+    with media.VideoSource(cut) as source, pytest.warns(UserWarning, match=r"cut\.webm: the video stream ends at [\d.]+ s but the file declares 5\.\d+ s \(\d+ frames decoded\)"):
+        decoded = sum(1 for _ in source.frames())
+    assert 0 < decoded < 150
+
+
+def test_complete_sample_clips_raise_no_truncation_warning(videos_dir: Path) -> None:
+    for name in ("mdn_cc0_flower.webm", "mdn_stream_of_water.webm", "imageio_newtonscradle.gif", "lengstrom_fox.mp4"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with media.VideoSource(videos_dir / name) as source:
+                assert sum(1 for _ in source.frames()) > 0

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from reconet.image import load_image
 from reconet.models import loss_network as ln
 from reconet.models.loss_network import (
+    LossNetwork,
     LossNetworkFallbackWarning,
     WeightsFileError,
     WeightsNotFoundError,
@@ -335,3 +336,13 @@ def test_download_is_atomic_and_checks_the_hash(tmp_path: Path) -> None:
     with pytest.raises(OSError, match="sha256"):
         ln._download(source.as_uri(), bad)
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [good.name]  # no partial file
+
+
+@pytest.mark.parametrize("deepest, min_side", [("relu1_2", 1), ("relu2_2", 2), ("relu3_3", 4), ("relu4_3", 8), ("relu5_1", 16)])
+def test_min_side_is_what_the_poolings_need(deepest: str, min_side: int) -> None:
+    network = LossNetwork("vgg19", layers=[deepest])
+    assert network.min_side == min_side
+    network(torch.rand(1, 3, min_side, min_side + 3))  # passes through every pooling
+    if min_side > 1:
+        with pytest.raises(ValueError, match=rf"a {min_side + 3}x{min_side - 1} image is too small for the vgg19 loss network: layers up to {deepest} need at least {min_side} px on each side"):
+            network(torch.rand(1, 3, min_side - 1, min_side + 3))
