@@ -130,8 +130,20 @@ def image_size(path: str | Path) -> tuple[int, int]:
     """
     with _opened(path) as img:
         width, height = img.size
-        orientation = img.getexif().get(ExifTags.Base.Orientation, 1)
+        orientation = _header_orientation(img)
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def _header_orientation(img: Image.Image) -> int:
+    """The EXIF orientation found while opening (``getexif()`` would decode a whole PNG)."""
+    if hasattr(img, "tag_v2"):  # TIFF keeps it among its tags
+        return int(img.tag_v2.get(ExifTags.Base.Orientation, 1))
+    raw = img.info.get("exif")
+    if not raw:
+        return 1
+    exif = Image.Exif()
+    exif.load(raw)
+    return int(exif.get(ExifTags.Base.Orientation, 1))
 
 
 def _bomb_message(path: Path) -> str:

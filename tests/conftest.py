@@ -8,6 +8,7 @@ Real sample data lives in ``../shared/data`` relative to the project root (overr
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -83,6 +84,21 @@ def truncate_file(source: Path, destination: Path, fraction: float) -> Path:
     data = source.read_bytes()
     destination.write_bytes(data[: int(len(data) * fraction)])
     return destination
+
+
+def copy_small_sintel(source: Path, root: Path) -> Path:
+    """alley_1's clean frames 1-4 and flows 1-3 in the Sintel layout (occlusion maps as shipped)."""
+    training = source / "training"
+    for kind, names in (("clean", [f"frame_{i:04d}.png" for i in range(1, 5)]),
+                        ("flow", [f"frame_{i:04d}.flo" for i in range(1, 4)]),
+                        ("occlusions", None), ("invalid", None)):
+        folder = training / kind / "alley_1"
+        target = root / "training" / kind / "alley_1"
+        target.mkdir(parents=True)
+        for file in sorted(folder.iterdir()) if names is None else [folder / name for name in names]:
+            if file.is_file():
+                shutil.copy2(file, target / file.name)
+    return root
 
 
 def warp_errors(sample: dict) -> tuple[torch.Tensor, torch.Tensor]:

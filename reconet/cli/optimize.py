@@ -19,6 +19,7 @@ import warnings
 from fractions import Fraction
 from pathlib import Path
 
+from reconet.cli.arguments import size_wh
 from reconet.optimize.config import (
     DEFAULT_CONTENT_LAYER,
     DEFAULT_STYLE_LAYERS,
@@ -61,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     sizes.add_argument("--max-side", type=int, default=512, metavar="N",
                        help="shrink frames so the longer side is at most N px (default 512; 0 = keep the "
                             "input size). Cost grows with the pixel count")
-    sizes.add_argument("--size", metavar="WxH", help="resize frames to exactly WxH, e.g. 640x360")
+    sizes.add_argument("--size", type=size_wh, metavar="WxH", help="resize frames to exactly WxH, e.g. 640x360")
     sizes.add_argument("--scale", type=float, metavar="F", help="resize frames by a factor, e.g. 0.5")
     size.add_argument("--max-frames", type=int, metavar="N", help="stylize only the first N frames")
     size.add_argument("--style-scale", type=float, default=_DEFAULTS.style_scale, metavar="F",
@@ -186,13 +187,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from reconet.inference.io import SizeSpec, parse_size
+    from reconet.inference.io import SizeSpec
     from reconet.optimize.run import optimize_video
 
     try:
         config = config_from_args(args)
         if args.size is not None:
-            size = SizeSpec(size=parse_size(args.size))
+            size = SizeSpec(size=args.size)
         elif args.scale is not None:
             size = SizeSpec(scale=args.scale)
         elif args.max_side:

@@ -19,6 +19,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from reconet.cli.arguments import size_wh
+
 # Must happen before torch loads OpenMP. Waiting threads that spin (the default) are a disaster
 # when other programs also want the cores: a thread that lost its core holds up every barrier
 # while its partner burns the other core spinning. Measured on a busy 2-core machine: tiny
@@ -72,15 +74,6 @@ def _fraction(text: str) -> Fraction:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"frame rate must be > 0, got {text}")
     return value.limit_denominator(1001 * 1000)
-
-
-def _size(text: str) -> tuple[int, int]:
-    from reconet.inference.io import parse_size
-
-    try:
-        return parse_size(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -143,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="frames per model call (default: 4 on CUDA, 1 on CPU, 1 for webcams)",
     )
     size = parser.add_argument_group("size (default: keep the input size)").add_mutually_exclusive_group()
-    size.add_argument("--size", type=_size, metavar="WxH", help="output size, e.g. 1280x720 (any size, odd too)")
+    size.add_argument("--size", type=size_wh, metavar="WxH", help="output size, e.g. 1280x720 (any size, odd too)")
     size.add_argument(
         "--max-side",
         type=_positive_int,

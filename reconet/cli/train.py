@@ -16,6 +16,7 @@ import shlex
 import sys
 from collections.abc import Sequence
 from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import hydra
@@ -28,7 +29,7 @@ EXIT_BAD_CONFIG = 2
 EXIT_SIGNAL_BASE = 128
 
 if TYPE_CHECKING:
-    from reconet.training.train import StoppedBySignal
+    from reconet.training.train import BadSampleError, StoppedBySignal
 
 register_resolvers()
 
@@ -49,26 +50,33 @@ def _raise_signal(signum: int, frame: object) -> None:
 def _main(cfg: DictConfig) -> float | None:
     import signal
 
-    from reconet.training.train import StoppedBySignal, fit, prepare
-
-    import pytorch_lightning as pl
-    from omegaconf import OmegaConf
+    from reconet.training.checks import check_config
 
     # While training runs, GracefulStop handles both signals (stop after the step); outside it
     # they stop at once, with one line.
     previous = {signum: signal.signal(signum, _raise_signal) for signum in (signal.SIGTERM, signal.SIGINT)}
     run = None
     try:
-        seed = OmegaConf.select(cfg, "seed")
-        if seed is not None:
-            pl.seed_everything(int(seed), workers=True, verbose=False)
         try:
+            check_config(cfg)  # before importing Lightning, which takes seconds
+            # Lightning and the training code: heavy imports, deferred past the cheap checks.
+            import pytorch_lightning as pl
+
+            from reconet.training.train import BadSampleError, StoppedBySignal, fit, prepare
+
+            seed = OmegaConf.select(cfg, "seed")
+            if seed is not None:
+                pl.seed_everything(int(seed), workers=True, verbose=False)
             run = prepare(cfg)
         except ConfigError as err:
             print(f"reconet-train: error: {err}", file=sys.stderr)
             sys.exit(EXIT_BAD_CONFIG)
         try:
             metrics = fit(run)
+        except BadSampleError as bad:
+            if run.trainer.is_global_zero:
+                print(f"reconet-train: error: {bad_sample_message(bad, sys.argv[1:])}", file=sys.stderr)
+            sys.exit(EXIT_BAD_CONFIG)
         except StoppedBySignal as stop:
             if run.trainer.is_global_zero:
                 print(f"reconet-train: {stop_message(stop, sys.argv[1:])}", file=sys.stderr)
@@ -88,6 +96,11 @@ def _main(cfg: DictConfig) -> float | None:
     return total
 
 
+def _resume_command(checkpoint: Path, overrides: Sequence[str]) -> str:
+    kept = [arg for arg in overrides if not arg.split("=", 1)[0].lstrip("+~") == "ckpt_path"]
+    return shlex.join(["reconet-train", *kept, f"ckpt_path={checkpoint.resolve()}"])
+
+
 def stop_message(stop: "StoppedBySignal", overrides: Sequence[str]) -> str:
     """One line: which signal, at which step, where the checkpoint is and how to resume."""
     import signal
@@ -95,10 +108,20 @@ def stop_message(stop: "StoppedBySignal", overrides: Sequence[str]) -> str:
     name = signal.Signals(stop.signum).name
     if stop.checkpoint is None:
         return f"stopped by {name} at step {stop.step}; no checkpoint written (callbacks.model_checkpoint is off)"
-    checkpoint = stop.checkpoint.resolve()
-    kept = [arg for arg in overrides if not arg.split("=", 1)[0].lstrip("+~") == "ckpt_path"]
-    resume = shlex.join(["reconet-train", *kept, f"ckpt_path={checkpoint}"])
-    return f"stopped by {name} at step {stop.step}; checkpoint {checkpoint}; resume with: {resume}"
+    return (
+        f"stopped by {name} at step {stop.step}; checkpoint {stop.checkpoint.resolve()}; "
+        f"resume with: {_resume_command(stop.checkpoint, overrides)}"
+    )
+
+
+def bad_sample_message(bad: "BadSampleError", overrides: Sequence[str]) -> str:
+    """One line: the broken file, the step, and where to resume once it is fixed or removed."""
+    if bad.checkpoint is None:
+        return f"{bad.message}; training stopped at step {bad.step}, before its first checkpoint"
+    return (
+        f"{bad.message}; training stopped at step {bad.step}; after fixing or removing the file, "
+        f"resume with: {_resume_command(bad.checkpoint, overrides)}"
+    )
 
 
 def _group_options(group: str) -> list[str] | None:

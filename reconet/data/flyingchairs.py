@@ -35,7 +35,7 @@ from reconet.data.masks import (
     mask_from_maps,
     photometric_mask,
 )
-from reconet.data.sample import check_same_size, flow_to_tensor, load_binary_map, make_meta, make_sample
+from reconet.data.sample import check_pair_headers, check_same_size, flow_to_tensor, load_binary_map, make_meta, make_sample
 from reconet.flow.io import read_flo
 from reconet.image import load_image
 
@@ -123,6 +123,8 @@ class FlyingChairs(Dataset):
                 f"FlyingChairs: no {self.split} pairs under {data_dir}: looked for NNNNN_img1.ppm, "
                 f"NNNNN_img2.ppm and NNNNN_flow.flo for the {len(listed)} pairs the split lists"
             )
+        for pair in self.pairs:
+            check_pair_headers("FlyingChairs", (pair.img1, pair.img2), (pair.flow,))
         if len(self.pairs) < len(listed) or incomplete:
             note = f"; {incomplete} flow files without both images ignored" if incomplete else ""
             warnings.warn(
@@ -246,6 +248,8 @@ class FlyingChairs2(Dataset):
         self.pairs = apply_missing_policy(pairs, missing_maps, self.missing_occlusion, "FlyingChairs2", self.root)
         if not self.pairs:
             raise DatasetError(f"FlyingChairs2: no pair under {self.root} has its occ file (missing_occlusion='skip')")
+        for pair in self.pairs:
+            check_pair_headers("FlyingChairs2", (pair.frame1, pair.frame2, pair.occlusion), (pair.flow,))
 
     def __len__(self) -> int:
         return len(self.pairs)

@@ -19,6 +19,7 @@ A sample is a plain ``dict`` (so ``torch.utils.data.default_collate`` batches it
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,8 @@ import numpy as np
 import torch
 
 from reconet.data.errors import DatasetError
-from reconet.image import load_image
+from reconet.flow.io import FlowFileError, flow_size
+from reconet.image import ImageFileError, image_size, load_image
 
 META_KEYS = ("dataset", "scene", "frame", "pass")
 
@@ -94,6 +96,28 @@ def load_binary_map(path: str | Path) -> torch.Tensor:
     is the caller's; inverting it into a mask is the caller's job too.
     """
     return load_image(path)[:1] > 0.5  # grey files come back as three equal channels
+
+
+def check_pair_headers(dataset: str, images: Sequence[Path | None], flows: Sequence[Path]) -> None:
+    """Read the headers of one pair's files and raise a one-line DatasetError if any is broken
+    or their sizes differ. Headers only: the whole dataset is checked in seconds before the
+    first step rather than one broken file failing an hour into training.
+    """
+    sizes: list[tuple[Path, tuple[int, int]]] = []
+    try:
+        for flow in flows:
+            sizes.append((flow, flow_size(flow)))
+        for image in images:
+            if image is not None:
+                width, height = image_size(image)
+                sizes.append((image, (height, width)))
+    except (FlowFileError, ImageFileError, FileNotFoundError) as err:
+        raise DatasetError(f"{dataset}: {err}") from None
+    # The first frame is the reference: name it and the first file that differs from it.
+    frame = next(((path, size) for path, size in sizes if path.suffix.lower() not in (".flo", ".pfm")), sizes[0])
+    for path, size in sizes:
+        if size != frame[1]:
+            raise DatasetError(f"{dataset}: size mismatch (H, W): {path} {size}, {frame[0]} {frame[1]}")
 
 
 def check_same_size(dataset: str, paths: tuple[Path, ...], *tensors: torch.Tensor) -> None:

@@ -32,7 +32,7 @@ from typing import Any
 from torch.utils.data import Dataset
 
 from reconet.data.errors import DatasetError, DatasetWarning
-from reconet.data.sample import check_same_size, flow_to_tensor, load_binary_map, make_meta, make_sample
+from reconet.data.sample import check_pair_headers, check_same_size, flow_to_tensor, load_binary_map, make_meta, make_sample
 from reconet.data.sintel import normalize_passes
 from reconet.flow.io import read_flow
 from reconet.flow.occlusion import mask_from_flows
@@ -194,6 +194,8 @@ class SceneFlow(Dataset):
                 f"frames_<pass>pass/<scene>/<camera>/NNNN.png with optical_flow/<scene>/into_future and "
                 f"into_past .pfm files for passes {list(self.passes)}, cameras {list(self.cameras)}"
             )
+        for pair in pairs:
+            check_pair_headers("SceneFlow", (pair.frame1, pair.frame2, pair.boundary), (pair.forward, pair.backward))
         self.pairs = pairs
 
     def __len__(self) -> int:

@@ -26,7 +26,7 @@ from torch.utils.data import Dataset
 
 from reconet.data.errors import DatasetError, DatasetWarning
 from reconet.data.masks import apply_missing_policy, check_missing_policy, mask_from_maps
-from reconet.data.sample import check_same_size, flow_to_tensor, load_binary_map, make_meta, make_sample
+from reconet.data.sample import check_pair_headers, check_same_size, flow_to_tensor, load_binary_map, make_meta, make_sample
 from reconet.flow.io import read_flo
 from reconet.image import load_image
 
@@ -164,6 +164,8 @@ class SintelPairs(Dataset):
             raise DatasetError(
                 f"SintelPairs: no pair under {training} has occlusion and invalid maps (missing_occlusion='skip')"
             )
+        for pair in self.pairs:
+            check_pair_headers("SintelPairs", (pair.frame1, pair.frame2, pair.occlusion, pair.invalid), (pair.flow,))
 
     def __len__(self) -> int:
         return len(self.pairs)

@@ -111,6 +111,48 @@ def write_pfm(path: str | Path, array: np.ndarray) -> None:
     _atomic_write(Path(path), header + np.ascontiguousarray(np.flipud(array), "<f4").tobytes())
 
 
+def flow_size(path: str | Path) -> tuple[int, int]:
+    """(H, W) of a ``.flo`` or ``.pfm`` flow file from its header, without reading the payload.
+
+    The file's length is checked against the header too, so a truncated file is found here,
+    as cheaply as a ``stat``, instead of halfway through training.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".flo", ".pfm"):
+        raise FlowFileError(f"{path}: unknown flow format {path.suffix!r} (expected .flo or .pfm)")
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(_FLO_HEADER_BYTES if suffix == ".flo" else 256)
+        length = path.stat().st_size
+    except FileNotFoundError:
+        raise FlowFileError(f"{path}: flow file not found") from None
+    if suffix == ".flo":
+        if len(header) < _FLO_HEADER_BYTES:
+            raise FlowFileError(f"{path}: truncated .flo header ({len(header)} bytes, need 12)")
+        magic = np.frombuffer(header, "<f4", count=1, offset=0)[0]
+        if magic != np.float32(FLO_MAGIC):
+            raise FlowFileError(f"{path}: not a .flo file (magic {magic!r}, expected {FLO_MAGIC})")
+        width, height = (int(v) for v in np.frombuffer(header, "<i4", count=2, offset=4))
+        if width <= 0 or height <= 0 or width > 100_000 or height > 100_000:
+            raise FlowFileError(f"{path}: implausible .flo size {width}x{height}")
+        expected = _FLO_HEADER_BYTES + 8 * width * height
+        if length != expected:
+            what = "truncated" if length < expected else "trailing bytes in"
+            raise FlowFileError(f"{path}: {what} .flo file: {length} bytes, expected {expected} for {width}x{height}")
+        return height, width
+    match = re.match(rb"(PF|Pf)\s+(\d+)\s+(\d+)\s+(-?[\d.eE+-]+)\s", header)
+    if match is None:
+        raise FlowFileError(f"{path}: not a PFM file (bad header)")
+    if match.group(1) != b"PF":
+        raise FlowFileError(f"{path}: single-channel PFM is not a flow field")
+    width, height = int(match.group(2)), int(match.group(3))
+    expected = match.end() + 4 * width * height * 3
+    if width <= 0 or height <= 0 or length != expected:
+        raise FlowFileError(f"{path}: PFM file is {length} bytes, expected {expected} for {width}x{height}x3")
+    return height, width
+
+
 def read_flow(path: str | Path) -> np.ndarray:
     """Read a flow file by suffix (``.flo`` or ``.pfm``) as (H, W, 2) float32."""
     path = Path(path)

@@ -46,6 +46,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from reconet.fileio import PartialOutput, remove_stale_partials
 from reconet.image import IMAGE_SUFFIXES, image_size, read_image, uint8_to_tensor
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".gif")
@@ -566,6 +567,15 @@ def _temp_sibling(dest: Path, kind: str) -> Path:
     return dest.with_name(f".{dest.stem}.{kind}-{uuid.uuid4().hex[:8]}{dest.suffix}")
 
 
+def check_not_input(dest: str | Path, input_path: str | Path | None) -> None:
+    """Refuse an output that is the input or contains it: --overwrite would destroy the input."""
+    if input_path is None or is_webcam_spec(str(input_path)):
+        return
+    dest, source = Path(dest).resolve(), Path(input_path).resolve()
+    if dest == source or dest in source.parents:
+        raise OutputError(f"{dest}: this is {'the input' if dest == source else 'a folder holding the input'} {input_path}; choose another output")
+
+
 def check_destination(dest: Path, *, overwrite: bool, folder: bool = False) -> None:
     """Fail early (before any work) if ``dest`` cannot become the output."""
     parent = dest.parent
@@ -587,6 +597,13 @@ def check_destination(dest: Path, *, overwrite: bool, folder: bool = False) -> N
         raise OutputError(f"{dest}: output folder {parent} is not writable")
 
 
+def _set_aside(temp: Path, dest: Path) -> Path:
+    """Give a finished output that cannot take its name a visible one beside it."""
+    kept = dest.with_name(f"{dest.stem}.new-{uuid.uuid4().hex[:8]}{dest.suffix}")
+    os.replace(temp, kept)
+    return kept
+
+
 def commit_file(temp: Path, dest: Path, overwrite: bool) -> None:
     """Rename the finished ``temp`` to ``dest``; without ``overwrite`` never replace an existing file."""
     if overwrite:
@@ -597,10 +614,10 @@ def commit_file(temp: Path, dest: Path, overwrite: bool) -> None:
         # destination while we were working is never clobbered.
         os.link(temp, dest)
     except FileExistsError:
-        raise OutputError(f"{dest}: appeared while writing; output left at {temp}") from None
+        raise OutputError(f"{dest}: appeared while writing; output left at {_set_aside(temp, dest)}") from None
     except OSError:  # file systems without hard links
         if dest.exists():
-            raise OutputError(f"{dest}: appeared while writing; output left at {temp}") from None
+            raise OutputError(f"{dest}: appeared while writing; output left at {_set_aside(temp, dest)}") from None
         os.replace(temp, dest)
     else:
         temp.unlink()
@@ -614,7 +631,7 @@ def commit_folder(temp: Path, dest: Path, overwrite: bool) -> None:
         os.replace(temp, dest)
         return
     if not overwrite:
-        raise OutputError(f"{dest}: appeared while writing; output left at {temp}")
+        raise OutputError(f"{dest}: appeared while writing; output left at {_set_aside(temp, dest)}")
     # Swap in two renames so that a failure in between leaves both folders intact.
     backup = _temp_sibling(dest, "old")
     os.replace(dest, backup)
@@ -636,9 +653,24 @@ class FrameWriter:
         self.dest = Path(dest)
         self.overwrite = overwrite
         check_destination(self.dest, overwrite=overwrite, folder=folder)
-        self.temp = _temp_sibling(self.dest, "partial")
+        self._folder = folder
+        self._partial: PartialOutput | None = None  # created by the first write
+        stale = remove_stale_partials(self.dest, folder=folder)
+        if stale:
+            names = ", ".join(p.name for p in stale)
+            warnings.warn(f"{self.dest}: removed the partial output of an interrupted run ({names})", stacklevel=2)
         self.frames_written = 0
         self._done = False
+
+    @property
+    def temp(self) -> Path:
+        """The hidden partial output (locked while this writer lives), created on first use."""
+        if self._partial is None:
+            try:
+                self._partial = PartialOutput(self.dest, folder=self._folder)
+            except OSError as err:
+                raise OutputError(f"{self.dest}: cannot create output ({err.strerror})") from None
+        return self._partial.path
 
     def write(self, frame: Frame) -> None:
         raise NotImplementedError
@@ -650,10 +682,13 @@ class FrameWriter:
         commit_file(self.temp, self.dest, self.overwrite)
 
     def _discard(self) -> None:
+        if self._partial is None:
+            return
         if self.temp.is_dir():
             shutil.rmtree(self.temp, ignore_errors=True)
         elif self.temp.exists():
             self.temp.unlink()
+        self._partial.release()
 
     def commit(self) -> Path:
         if self._done:
@@ -668,6 +703,8 @@ class FrameWriter:
             self.abort()
             raise
         self._done = True
+        if self._partial is not None:
+            self._partial.release()
         return self.dest
 
     def abort(self) -> None:
@@ -738,11 +775,6 @@ class FolderWriter(FrameWriter):
         self.suffix = suffix
         self.names = names
         self.quality = quality
-        self.temp = self.dest.with_name(f".{self.dest.name}.partial-{uuid.uuid4().hex[:8]}")
-        try:
-            self.temp.mkdir()
-        except OSError as err:
-            raise OutputError(f"{self.dest}: cannot create output ({err.strerror})") from None
 
     def write(self, frame: Frame) -> None:
         index = self.frames_written
@@ -1081,6 +1113,7 @@ def open_writer(
     ``source.fps`` is used when it is None, and 25 fps as a last resort).
     """
     kind = output_kind(dest)
+    check_not_input(dest, getattr(source, "path", None))
     if kind == "image":
         count = source.num_frames or source.frames_hint or 0
         if count > 1 or source.kind == "webcam":

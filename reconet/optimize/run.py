@@ -29,6 +29,7 @@ from reconet.inference.io import (
     SizeSpec,
     VideoWriter,
     check_destination,
+    check_not_input,
     is_webcam_spec,
     open_frames,
     open_writer,
@@ -134,6 +135,7 @@ def optimize_video(
         raise MediaError(f"{input_spec}: optimization takes seconds per frame; record a clip and stylize the file")
     kind = output_kind(output_path)  # unknown suffix -> OutputError before any work
     check_destination(output_path, overwrite=overwrite, folder=kind == "folder")
+    check_not_input(output_path, input_spec)
     style = load_image(style_path)  # (3, H, W); missing or unreadable -> one-line error
     torch_device = resolve_device(device)
     parts = PartsDir(work_dir if work_dir is not None else parts_dir_for(output_path))
@@ -172,6 +174,11 @@ def _run(
     loss_network: torch.nn.Module | None,
     flow_estimator,
 ) -> RunSummary:
+    # Every frame is decoded once up front (seconds): a truncated or broken input fails
+    # before the optimization (seconds to minutes per frame), not after it.
+    with open_frames(input_spec, size=size, max_frames=max_frames) as probe:
+        for _ in probe.frames():
+            pass
     source = open_frames(input_spec, size=size, max_frames=max_frames)
     with source:
         total = source.num_frames if source.num_frames is not None else source.frames_hint

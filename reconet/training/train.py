@@ -10,25 +10,25 @@ Used by the ``reconet-train`` CLI and by the tests, on the same config.
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from hydra.errors import HydraException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.utilities import rank_zero_only
 
 from reconet.data.datamodule import ReCoNetDataModule
+from reconet.data.errors import DatasetError
 from reconet.fileio import atomic_write
-from reconet.image import load_image
+from reconet.flow.io import FlowFileError
+from reconet.image import ImageFileError
 from reconet.training.checkpoint_io import AtomicCheckpointIO
+from reconet.training.checks import check_config, select_required, stage
 from reconet.training.config import ConfigError, register_resolvers
 from reconet.training.module import ReCoNetModule
 
@@ -48,62 +48,14 @@ class TrainingRun:
     ckpt_path: str | None
 
 
-@contextmanager
-def _stage(what: str) -> Iterator[None]:
-    """Turn any error of a build stage into a one-line ConfigError naming the stage."""
-    try:
-        yield
-    except ConfigError:
-        raise
-    except (OmegaConfBaseException, HydraException, ValueError, OSError, ImportError, TypeError, KeyError) as err:
-        cause = err.__cause__ if isinstance(err, HydraException) and err.__cause__ is not None else err
-        message = " ".join(str(cause).split()) or type(cause).__name__
-        raise ConfigError(f"{what}: {message}") from err
-
-
-def _node(cfg: DictConfig, key: str) -> Any:
-    with _stage(key):
-        value = OmegaConf.select(cfg, key, throw_on_missing=True)
-    if value is None:
-        raise ConfigError(f"{key} is not set")
-    return value
-
-
-def _missing_keys(node: Any, prefix: str = "") -> list[str]:
-    """Dotted keys whose value is the mandatory marker ``???`` (interpolations not followed)."""
-    found: list[str] = []
-    if isinstance(node, DictConfig):
-        items = [(str(key), key) for key in node.keys()]
-    elif OmegaConf.is_list(node):
-        items = [(str(index), index) for index in range(len(node))]
-    else:
-        return found
-    for name, key in items:
-        path = f"{prefix}.{name}" if prefix else name
-        if OmegaConf.is_missing(node, key):
-            found.append(path)
-        elif not OmegaConf.is_interpolation(node, key):
-            found.extend(_missing_keys(node[key], path))
-    return found
-
-
 # -- builders --------------------------------------------------------------------------------
-def load_style_image(cfg: DictConfig) -> torch.Tensor:
-    """(3, H, W) style image from ``style.image``."""
-    path = Path(str(_node(cfg, "style.image"))).expanduser()
-    if not path.is_file():
-        raise ConfigError(f"style.image: file not found: {path}")
-    with _stage("style.image"):
-        return load_image(path)
-
-
 def build_network(cfg: DictConfig) -> torch.nn.Module:
     """The stylization network from ``model`` (a preset plus optional overrides)."""
     from reconet.models import build_reconet
 
-    settings = OmegaConf.to_container(_node(cfg, "model"), resolve=True)
+    settings = OmegaConf.to_container(select_required(cfg, "model"), resolve=True)
     preset = settings.pop("preset", "paper")
-    with _stage(f"model (preset {preset!r})"):
+    with stage(f"model (preset {preset!r})"):
         return build_reconet(preset, **settings)
 
 
@@ -113,11 +65,11 @@ def build_loss(cfg: DictConfig, style_image: torch.Tensor) -> tuple[torch.nn.Mod
     from reconet.losses.objective import resize_style_image
     from reconet.models.loss_network import build_loss_network
 
-    loss_cfg = OmegaConf.to_container(_node(cfg, "loss"), resolve=True)
+    loss_cfg = OmegaConf.to_container(select_required(cfg, "loss"), resolve=True)
     network_cfg = dict(loss_cfg.pop("network"))
     network_cfg.pop("used", None)
     layers = tuple(dict.fromkeys([loss_cfg["content_layer"], *loss_cfg["style_layers"]]))
-    with _stage("loss.network"):
+    with stage("loss.network"):
         # Offline without VGG-16 weights this warns and falls back to the bundled VGG-19.
         network = build_loss_network(layers=layers, **network_cfg)
     name = str(network.name)
@@ -139,11 +91,11 @@ def build_loss(cfg: DictConfig, style_image: torch.Tensor) -> tuple[torch.nn.Mod
     if min(style_h, style_w) < network.min_side:
         raise ConfigError(
             network.too_small_message(
-                f"style.image {_node(cfg, 'style.image')} ({style_w}x{style_h} at loss.style_size={loss_cfg.get('style_size')})"
+                f"style.image {select_required(cfg, 'style.image')} ({style_w}x{style_h} at loss.style_size={loss_cfg.get('style_size')})"
             )
             + "; set a larger loss.style_size"
         )
-    with _stage("loss"):
+    with stage("loss"):
         objective = ReCoNetLoss(network, style_image, **loss_cfg)
     return objective, used
 
@@ -163,8 +115,8 @@ def check_frame_size(cfg: DictConfig, loss_network: torch.nn.Module) -> None:
 
 def build_datamodule(cfg: DictConfig) -> ReCoNetDataModule:
     """The DataModule from ``data``: ``data.train`` / ``data.val`` are dataset factories."""
-    data = _node(cfg, "data")
-    with _stage("data"):
+    data = select_required(cfg, "data")
+    with stage("data"):
         # _convert_="all": datasets receive plain lists/dicts, not OmegaConf containers.
         # An entry set to null is left out (e.g. data.val.photos=null in a mix).
         train, val = (
@@ -194,7 +146,7 @@ def _instantiate_all(cfg: DictConfig, key: str) -> list[Any]:
     for name, node in group.items():
         if node is None:
             continue
-        with _stage(f"{key}.{name}"):
+        with stage(f"{key}.{name}"):
             objects.append(instantiate(node))
     return objects
 
@@ -203,7 +155,7 @@ def _partial(cfg: DictConfig, key: str) -> Callable[..., Any] | None:
     node = OmegaConf.select(cfg, key)
     if node is None:
         return None
-    with _stage(key):
+    with stage(key):
         return instantiate(node)
 
 
@@ -213,77 +165,16 @@ def _write_yaml(path: Path, config: dict[str, Any]) -> None:
     atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
-def _limit(cfg: DictConfig, key: str) -> int | None:
-    value = OmegaConf.select(cfg, f"trainer.{key}")
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-        raise ConfigError(f"trainer.{key} must be a whole number (or -1: no limit), got {value!r}")
-    return None if value is None or value == -1 else value
-
-
-def completed_epochs(checkpoint: dict[str, Any]) -> int:
-    """Epochs a Lightning checkpoint has finished (its fit loop's progress; ``epoch`` if absent)."""
-    try:
-        return int(checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]["completed"])
-    except (KeyError, TypeError):
-        return int(checkpoint.get("epoch", 0))
-
-
-def check_budget(cfg: DictConfig, ckpt_path: str | None) -> None:
-    """Raise ConfigError if the run would train zero steps (an empty or already spent budget).
-
-    Lightning would report such a run as finished and write no checkpoint and no model.
-    """
-    max_steps, max_epochs = _limit(cfg, "max_steps"), _limit(cfg, "max_epochs")
-    if max_steps is not None and max_steps <= 0:
-        raise ConfigError(f"trainer.max_steps={max_steps} trains nothing; set it to a positive number of steps (or -1: no step limit)")
-    if max_epochs is not None and max_epochs <= 0:
-        raise ConfigError(f"trainer.max_epochs={max_epochs} trains nothing; set it to a positive number of epochs (or -1: no epoch limit)")
-    limit_batches = OmegaConf.select(cfg, "trainer.limit_train_batches")
-    if limit_batches is not None and limit_batches == 0:
-        raise ConfigError("trainer.limit_train_batches=0 trains nothing; set it to null (all batches), a fraction or a count")
-    if ckpt_path == "last":  # Lightning resumes from last.ckpt if there is one (requeued jobs)
-        last = Path(str(OmegaConf.select(cfg, "callbacks.model_checkpoint.dirpath") or "")) / "last.ckpt"
-        ckpt_path = str(last) if last.is_file() else None
-    if ckpt_path is None or ckpt_path == "hpc":
-        return
-    try:
-        checkpoint = torch.load(str(ckpt_path), map_location="cpu", weights_only=True, mmap=True)
-    except Exception as err:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for a bad file
-        message = " ".join(str(err).split())[:200] or type(err).__name__
-        raise ConfigError(f"ckpt_path: cannot read the checkpoint {ckpt_path}: {message}") from err
-    if not isinstance(checkpoint, dict) or "global_step" not in checkpoint:
-        raise ConfigError(f"ckpt_path: not a training checkpoint (no global_step): {ckpt_path}")
-    step, epochs = int(checkpoint["global_step"]), completed_epochs(checkpoint)
-    if max_steps is not None and step >= max_steps:
-        raise ConfigError(
-            f"ckpt_path: the checkpoint is at step {step} and trainer.max_steps={max_steps}: nothing left to train; "
-            f"raise trainer.max_steps (e.g. trainer.max_steps={step + max(max_steps, 1)})"
-        )
-    if max_epochs is not None and epochs >= max_epochs:
-        raise ConfigError(
-            f"ckpt_path: the checkpoint has completed {epochs} epoch(s) and trainer.max_epochs={max_epochs}: nothing left "
-            f"to train; raise trainer.max_epochs or set trainer.max_epochs=-1 to train up to trainer.max_steps"
-        )
-
-
 # -- the run ---------------------------------------------------------------------------------
 def prepare(cfg: DictConfig) -> TrainingRun:
     """Build and check everything; raises :class:`ConfigError` (one line) on a bad config."""
     register_resolvers()
-    missing = _missing_keys(cfg)
-    if missing:
-        raise ConfigError(f"required value(s) not set: {', '.join(missing)} (e.g. {missing[0]}=...)")
-    output_dir = Path(str(_node(cfg, "output_dir")))
+    style_image = check_config(cfg)  # cheap checks first: a typo fails in a second, not after loading VGG
+    output_dir = Path(str(select_required(cfg, "output_dir")))
     ckpt_path = OmegaConf.select(cfg, "ckpt_path")
-    if ckpt_path is not None and ckpt_path not in ("last", "hpc") and not Path(str(ckpt_path)).is_file():
-        raise ConfigError(f"ckpt_path: checkpoint not found: {ckpt_path}")
-    check_budget(cfg, ckpt_path)
-
-    # Cheap checks first, so a typo fails in a second, not after loading VGG.
-    style_image = load_style_image(cfg)
     network = build_network(cfg)
     datamodule = build_datamodule(cfg)
-    with _stage("data"):
+    with stage("data"):
         datamodule.prepare_data()
         datamodule.setup("fit")
     optimizer = _partial(cfg, "optimizer")
@@ -293,7 +184,7 @@ def prepare(cfg: DictConfig) -> TrainingRun:
     objective, used = build_loss(cfg, style_image)
     check_frame_size(cfg, objective.loss_network)
 
-    with _stage("config"):
+    with stage("config"):
         resolved = OmegaConf.to_container(cfg, resolve=True)
     resolved["loss"]["network"]["used"] = used
     _write_yaml(output_dir / RESOLVED_CONFIG_NAME, resolved)
@@ -302,7 +193,7 @@ def prepare(cfg: DictConfig) -> TrainingRun:
 
     callbacks: list[Callback] = _instantiate_all(cfg, "callbacks")
     loggers = _instantiate_all(cfg, "logger")
-    with _stage("trainer"):
+    with stage("trainer"):
         trainer = instantiate(
             cfg.trainer,
             callbacks=callbacks,
@@ -321,17 +212,52 @@ class StoppedBySignal(Exception):
         super().__init__(f"stopped by {signal.Signals(signum).name} at step {step}")
 
 
+class BadSampleError(Exception):
+    """A data file that broke training after it started (its header was fine, its content was
+    not). Training stops: skipping it would silently change the data. ``checkpoint`` is the
+    last one written before (None if none was), to resume from once the file is fixed."""
+
+    def __init__(self, message: str, step: int, checkpoint: Path | None) -> None:
+        self.message, self.step, self.checkpoint = message, int(step), checkpoint
+        super().__init__(f"{message} (at step {step})")
+
+
+# What the datasets raise for a broken file (DataLoader workers re-raise the same types).
+DATA_FILE_ERRORS = (DatasetError, ImageFileError, FlowFileError)
+
+
+def data_error_message(err: BaseException) -> str:
+    """The one-line message of a data error, also when a DataLoader worker re-raised it: its
+    text then holds the worker's traceback, whose last line is ``module.Class: message``."""
+    text = str(err).strip()
+    if "Original Traceback" in text:
+        text = text.splitlines()[-1].partition(": ")[2] or text.splitlines()[-1]
+    return " ".join(text.split())
+
+
+def _last_checkpoint(trainer: pl.Trainer) -> Path | None:
+    last = getattr(trainer.checkpoint_callback, "last_model_path", "") or ""
+    return Path(last) if last and Path(last).is_file() else None
+
+
 def fit(run: TrainingRun) -> dict[str, float]:
-    """Train; returns the final logged metrics. Raises :class:`StoppedBySignal` after a clean
-    stop on SIGTERM/SIGINT (checkpoint and artifact written at the stopping step)."""
+    """Train; returns the final logged metrics.
+
+    Raises:
+        StoppedBySignal: after a clean stop on SIGTERM/SIGINT (checkpoint and artifact
+            written at the stopping step).
+        BadSampleError: a dataset file failed to load during training.
+    """
     from reconet.training.callbacks import stop_signal
 
-    # Checkpoints hold tensors and plain values only: load them without unpickling code.
-    run.trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=run.ckpt_path, weights_only=True)
+    try:
+        # Checkpoints hold tensors and plain values only: load them without unpickling code.
+        run.trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=run.ckpt_path, weights_only=True)
+    except DATA_FILE_ERRORS as err:
+        raise BadSampleError(data_error_message(err), run.trainer.global_step, _last_checkpoint(run.trainer)) from err
     signum = stop_signal(run.trainer)
     if signum is not None:
-        last = getattr(run.trainer.checkpoint_callback, "last_model_path", "") or ""
-        raise StoppedBySignal(signum, run.trainer.global_step, Path(last) if last and Path(last).is_file() else None)
+        raise StoppedBySignal(signum, run.trainer.global_step, _last_checkpoint(run.trainer))
     return {name: float(value) for name, value in run.trainer.callback_metrics.items()}
 
 

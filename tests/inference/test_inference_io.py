@@ -441,3 +441,54 @@ def test_complete_sample_clips_raise_no_truncation_warning(videos_dir: Path) -> 
             warnings.simplefilter("error")
             with media.VideoSource(videos_dir / name) as source:
                 assert sum(1 for _ in source.frames()) > 0
+
+
+def _one_frame() -> media.Frame:
+    return media.Frame(0, np.full((8, 8, 3), 128, np.uint8))
+
+
+def test_stale_partial_outputs_of_the_same_destination_are_removed(tmp_path: Path) -> None:
+    from reconet.fileio import PartialOutput
+
+    dest = tmp_path / "out.png"
+    stale = tmp_path / ".out.partial-0123abcd.png"  # what a run killed by SIGKILL leaves
+    stale.write_bytes(b"half a file")
+    stale_folder = tmp_path / ".out.png.partial-89abcdef"  # a folder output's, not this file's
+    stale_folder.mkdir()
+    others = [tmp_path / ".out.partial-notours.png", tmp_path / ".other.partial-0123abcd.png", tmp_path / "out.png.bak"]
+    for path in others:
+        path.write_bytes(b"keep")
+    alive = PartialOutput(dest)  # another run writing the same destination right now
+    with pytest.warns(UserWarning, match=r"out\.png: removed the partial output of an interrupted run \(\.out\.partial-0123abcd\.png\)"):
+        writer = media.ImageWriter(dest)
+    assert not stale.exists()
+    assert alive.path.exists() and stale_folder.is_dir()
+    assert all(path.read_bytes() == b"keep" for path in others)
+    with writer:
+        writer.write(_one_frame())
+    assert dest.is_file() and alive.path.exists()
+    alive.release()
+
+
+def test_partial_output_is_locked_until_released(tmp_path: Path) -> None:
+    from reconet.fileio import PartialOutput, remove_stale_partials
+
+    partial = PartialOutput(tmp_path / "clip.mp4")
+    assert partial.path.name.startswith(".clip.partial-") and partial.path.suffix == ".mp4"
+    assert remove_stale_partials(tmp_path / "clip.mp4") == []
+    partial.release()
+    assert remove_stale_partials(tmp_path / "clip.mp4") == [partial.path]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_destination_that_appears_while_writing_keeps_both_files(tmp_path: Path) -> None:
+    dest = tmp_path / "out.png"
+    writer = media.ImageWriter(dest)
+    writer.write(_one_frame())
+    dest.write_bytes(b"the user's file")
+    with pytest.raises(media.OutputError, match=r"out\.png: appeared while writing; output left at .*out\.new-[0-9a-f]{8}\.png"):
+        writer.commit()
+    assert dest.read_bytes() == b"the user's file"
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith("out.new-")]
+    assert len(kept) == 1 and Image.open(kept[0]).size == (8, 8)
+    assert no_partials(tmp_path)

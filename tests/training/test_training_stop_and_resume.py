@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from reconet.training.train import completed_epochs
+from reconet.training.checks import completed_epochs
 
 COMMON = [
     "model=tiny",
