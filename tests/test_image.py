@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import png_claiming
 from PIL import Image
 
 from reconet.image import ImageFileError, image_size, load_image, read_image
@@ -76,17 +75,9 @@ def test_exif_orientation_is_applied(tmp_path: Path) -> None:
     assert upright[:10].mean() > 200 and upright[10:].mean() < 50  # the white half is now on top
 
 
-def _png_claiming(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
-
-
 def test_decompression_bomb_is_refused_naming_the_file(tmp_path: Path) -> None:
     path = tmp_path / "bomb.png"
-    path.write_bytes(_png_claiming(100_000, 100_000))
+    path.write_bytes(png_claiming(100_000, 100_000))
     for read in (read_image, image_size, load_image):
         with pytest.raises(ImageFileError, match=r"bomb\.png: refused: its header claims more than \d+ pixels"):
             read(path)

@@ -16,10 +16,28 @@ import numpy as np
 
 FLO_MAGIC = 202021.25  # bytes "PIEH" read as little-endian float32
 _FLO_HEADER_BYTES = 12
+_PFM_HEADER = re.compile(rb"(PF|Pf)\s+(\d+)\s+(\d+)\s+(-?[\d.eE+-]+)\s")  # kind, width, height, scale
 
 
 class FlowFileError(ValueError):
     """A flow file that cannot be read: wrong magic, truncated, wrong size, non-finite values."""
+
+
+def _flo_header(path: Path, header: bytes, length: int) -> tuple[int, int]:
+    """(width, height) from a ``.flo`` header, checked against the file's ``length`` in bytes."""
+    if len(header) < _FLO_HEADER_BYTES:
+        raise FlowFileError(f"{path}: truncated .flo header ({len(header)} bytes, need 12)")
+    magic = np.frombuffer(header, "<f4", count=1, offset=0)[0]
+    if magic != np.float32(FLO_MAGIC):
+        raise FlowFileError(f"{path}: not a .flo file (magic {magic!r}, expected {FLO_MAGIC})")
+    width, height = (int(v) for v in np.frombuffer(header, "<i4", count=2, offset=4))
+    if width <= 0 or height <= 0 or width > 100_000 or height > 100_000:
+        raise FlowFileError(f"{path}: implausible .flo size {width}x{height}")
+    expected = _FLO_HEADER_BYTES + 8 * width * height
+    if length != expected:
+        what = "truncated" if length < expected else "trailing bytes in"
+        raise FlowFileError(f"{path}: {what} .flo file: {length} bytes, expected {expected} for {width}x{height}")
+    return width, height
 
 
 def read_flo(path: str | Path) -> np.ndarray:
@@ -33,20 +51,7 @@ def read_flo(path: str | Path) -> np.ndarray:
         data = path.read_bytes()
     except FileNotFoundError:
         raise FlowFileError(f"{path}: flow file not found") from None
-    if len(data) < _FLO_HEADER_BYTES:
-        raise FlowFileError(f"{path}: truncated .flo header ({len(data)} bytes, need 12)")
-    magic = np.frombuffer(data, "<f4", count=1, offset=0)[0]
-    if magic != np.float32(FLO_MAGIC):
-        raise FlowFileError(f"{path}: not a .flo file (magic {magic!r}, expected {FLO_MAGIC})")
-    width, height = (int(v) for v in np.frombuffer(data, "<i4", count=2, offset=4))
-    if width <= 0 or height <= 0 or width > 100_000 or height > 100_000:
-        raise FlowFileError(f"{path}: implausible .flo size {width}x{height}")
-    expected = _FLO_HEADER_BYTES + 8 * width * height
-    if len(data) != expected:
-        what = "truncated" if len(data) < expected else "trailing bytes in"
-        raise FlowFileError(
-            f"{path}: {what} .flo file: {len(data)} bytes, expected {expected} for {width}x{height}"
-        )
+    width, height = _flo_header(path, data[:_FLO_HEADER_BYTES], len(data))
     flow = np.frombuffer(data, "<f4", offset=_FLO_HEADER_BYTES).reshape(height, width, 2)
     return _check_finite(path, flow.astype(np.float32))
 
@@ -77,7 +82,7 @@ def read_pfm(path: str | Path) -> np.ndarray:
         data = path.read_bytes()
     except FileNotFoundError:
         raise FlowFileError(f"{path}: PFM file not found") from None
-    match = re.match(rb"(PF|Pf)\s+(\d+)\s+(\d+)\s+(-?[\d.eE+-]+)\s", data)
+    match = _PFM_HEADER.match(data)
     if match is None:
         raise FlowFileError(f"{path}: not a PFM file (bad header)")
     channels = 3 if match.group(1) == b"PF" else 1
@@ -128,20 +133,9 @@ def flow_size(path: str | Path) -> tuple[int, int]:
     except FileNotFoundError:
         raise FlowFileError(f"{path}: flow file not found") from None
     if suffix == ".flo":
-        if len(header) < _FLO_HEADER_BYTES:
-            raise FlowFileError(f"{path}: truncated .flo header ({len(header)} bytes, need 12)")
-        magic = np.frombuffer(header, "<f4", count=1, offset=0)[0]
-        if magic != np.float32(FLO_MAGIC):
-            raise FlowFileError(f"{path}: not a .flo file (magic {magic!r}, expected {FLO_MAGIC})")
-        width, height = (int(v) for v in np.frombuffer(header, "<i4", count=2, offset=4))
-        if width <= 0 or height <= 0 or width > 100_000 or height > 100_000:
-            raise FlowFileError(f"{path}: implausible .flo size {width}x{height}")
-        expected = _FLO_HEADER_BYTES + 8 * width * height
-        if length != expected:
-            what = "truncated" if length < expected else "trailing bytes in"
-            raise FlowFileError(f"{path}: {what} .flo file: {length} bytes, expected {expected} for {width}x{height}")
+        width, height = _flo_header(path, header, length)
         return height, width
-    match = re.match(rb"(PF|Pf)\s+(\d+)\s+(\d+)\s+(-?[\d.eE+-]+)\s", header)
+    match = _PFM_HEADER.match(header)
     if match is None:
         raise FlowFileError(f"{path}: not a PFM file (bad header)")
     if match.group(1) != b"PF":

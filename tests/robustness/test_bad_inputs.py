@@ -13,11 +13,9 @@ import hashlib
 import os
 import re
 import shutil
-import struct
 import subprocess
 import sys
 import time
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import copy_small_sintel, truncate_file, write_faststart_clip
+from conftest import copy_small_sintel, png_claiming, truncate_file, write_faststart_clip
 from PIL import Image
 
 from reconet.flow.io import write_flo
@@ -137,14 +135,6 @@ class _Exploit:
         return (exec, (f"open({str(self.marker)!r}, 'w').write('pwned')",))
 
 
-def _png_claiming(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
-
-
 @pytest.fixture(scope="session")
 def bad_inputs(tmp_path_factory: pytest.TempPathFactory, sintel_root: Path) -> Path:
     folder = tmp_path_factory.mktemp("bad_inputs")
@@ -155,7 +145,7 @@ def bad_inputs(tmp_path_factory: pytest.TempPathFactory, sintel_root: Path) -> P
     Image.new("RGB", (1, 1), (200, 30, 30)).save(folder / "tiny.png")
     Image.new("RGB", (12, 10), (30, 200, 30)).save(folder / "small.png")
     truncate_file(folder / "grey16.png", folder / "truncated.png", 0.5)
-    (folder / "bomb.png").write_bytes(_png_claiming(100_000, 100_000))
+    (folder / "bomb.png").write_bytes(png_claiming(100_000, 100_000))
     (folder / "text.png").write_text("not an image\n")
     (folder / "text.mp4").write_text("not a video\n")
     (folder / "text.pt").write_text("not a model\n")
