@@ -8,7 +8,8 @@ For every variant (NAME:key=value,... over :class:`reconet.optimize.config.Optim
 frame sequence is stylized twice, with and without the temporal terms, exactly as the tool does
 it (warm start from DIS flow estimated on the frames). Reported per run: the first frame's loss
 after 10/20/40/80 iterations (relative to its start), iterations and loss evaluations used,
-wall time, and the temporal error (``reconet.evaluation.temporal``) of the result on every pair
+wall time, the mean content and style terms of the warm-started frames (how stylized they are),
+and the temporal error (``reconet.evaluation.temporal``) of the result on every pair
 that has ground-truth flow and occlusion, as a ratio to the input's and on/off. One thread, one
 process, variants interleaved in the order given: compare ratios within one run.
 """
@@ -25,7 +26,7 @@ import torch
 from reconet.data import SintelPairs, build_transform
 from reconet.evaluation.temporal import temporal_error
 from reconet.flow.estimate import build_flow_estimator
-from reconet.image import load_image
+from reconet.image import load_image, save_image
 from reconet.models.loss_network import build_loss_network
 from reconet.optimize.config import OptimizeConfig
 from reconet.optimize.objective import resize_longer_side
@@ -62,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-side", type=int, default=192)
     parser.add_argument("--style", type=Path, required=True)
     parser.add_argument("--variant", action="append", required=True, help="NAME:key=value,...")
+    parser.add_argument("--save", type=Path, metavar="DIR",
+                        help="also write DIR/VARIANT-MODE.png: the input frames above the stylized ones")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
 
@@ -91,8 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.scene} {args.pass_} frames {args.first}-{args.first + args.count - 1} at {size[1]}x{size[0]}, "
           f"GT pairs {sorted(truth)}, input temporal error {input_error:.3e}")
     print("| variant | temporal | frame-1 loss after 10 / 20 / 40 / 80 it (x start) | iterations | evaluations "
-          "| seconds | temporal error | x input | on / off |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| seconds | later frames' content / style loss | temporal error | x input | on / off |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for text in args.variant:
         name, settings = parse_variant(text)
         errors = {}
@@ -107,11 +110,20 @@ def main(argv: list[str] | None = None) -> int:
                 f"{min(first[: k + 1]) / first[0]:.3f}" if len(first) > k else "-" for k in (10, 20, 40, 80)
             )
             errors[mode] = error([r.image for r in results])
+            if args.save is not None:
+                grid = torch.cat([torch.cat(frames, dim=2), torch.cat([r.image for r in results], dim=2)], dim=1)
+                args.save.mkdir(parents=True, exist_ok=True)
+                save_image(args.save / f"{name}-{mode}.png", grid)  # (3, 2h, count*w)
             iterations = "+".join(str(r.iterations) for r in results)
             evaluations = sum(len(r.history) for r in results)
             ratio = f"{errors['on'] / errors['off']:.2f}" if mode == "on" else ""
+            # How stylized the warm-started frames are: their content and style terms (weighted).
+            later = results[1:]
+            content = sum(r.terms["content"] for r in later) / max(1, len(later))
+            style_term = sum(r.terms["style"] for r in later) / max(1, len(later))
             print(f"| {name} | {mode} | {marks} | {iterations} | {evaluations} | {seconds:.0f} | "
-                  f"{errors[mode]:.3e} | {errors[mode] / input_error:.1f} | {ratio} |", flush=True)
+                  f"{content:.3g} / {style_term:.3g} | {errors[mode]:.3e} | {errors[mode] / input_error:.1f} | {ratio} |",
+                  flush=True)
     return 0
 
 

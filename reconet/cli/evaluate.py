@@ -20,6 +20,7 @@ import warnings
 from pathlib import Path
 
 from reconet.evaluation.methods import MethodSpec
+from reconet.flow.estimate import FLOW_METHODS
 from reconet.evaluation.quality import DEFAULT_CONTENT_LAYER, DEFAULT_STYLE_LAYERS
 
 PROG = "reconet-evaluate"
@@ -125,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     flow.add_argument(
         "--flow",
         dest="flow_method",
-        choices=("auto", "raft", "dis"),
+        choices=FLOW_METHODS,
         default="auto",
         help="flow estimator: auto = RAFT with local weights, else OpenCV DIS",
     )

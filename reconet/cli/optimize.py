@@ -20,10 +20,13 @@ from fractions import Fraction
 from pathlib import Path
 
 from reconet.cli.arguments import size_wh
+from reconet.flow.estimate import FLOW_METHODS
 from reconet.optimize.config import (
     DEFAULT_CONTENT_LAYER,
     DEFAULT_STYLE_LAYERS,
     DEFAULT_TEMPORAL_FEATURE_LAYERS,
+    LINE_SEARCHES,
+    OCCLUSION_FILLS,
     OptimizeConfig,
 )
 
@@ -103,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     opt = parser.add_argument_group("optimization")
     opt.add_argument("--optimizer", choices=("lbfgs", "adam"), default=_DEFAULTS.optimizer,
                      help=f"default {_DEFAULTS.optimizer}")
+    opt.add_argument("--line-search", choices=LINE_SEARCHES, default=_DEFAULTS.line_search,
+                     help="L-BFGS step rule: none = step 1, one loss evaluation per iteration (default); "
+                          "strong_wolfe = line search, the iteration counts then budget loss evaluations")
     opt.add_argument("--iterations", type=int, default=_DEFAULTS.iterations, metavar="N",
                      help=f"iterations for the first frame (default {_DEFAULTS.iterations})")
     opt.add_argument("--iterations-warm", type=int, default=_DEFAULTS.iterations_warm, metavar="N",
@@ -122,11 +128,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help="start of the first frame (default content)")
     opt.add_argument("--no-warm-start", action="store_true",
                      help="start every frame like the first instead of from the warped previous frame")
+    opt.add_argument("--occlusion-fill", choices=OCCLUSION_FILLS, default=_DEFAULTS.occlusion_fill,
+                     help="start of pixels without a reliable previous frame: the content frame or the "
+                          f"warped previous frame (default {_DEFAULTS.occlusion_fill})")
     opt.add_argument("--seed", type=int, default=_DEFAULTS.seed, help="seed of the noise start (default 0)")
 
     flow = parser.add_argument_group("optical flow")
-    flow.add_argument("--flow", choices=("auto", "raft", "dis"), default=_DEFAULTS.flow,
+    flow.add_argument("--flow", choices=FLOW_METHODS, default=_DEFAULTS.flow,
                       help="auto = torchvision RAFT if its weights are on disk, else OpenCV DIS (default)")
+    flow.add_argument("--flow-agreement", type=float, default=_DEFAULTS.flow_agreement, metavar="PX",
+                      help="also estimate the flow with OpenCV Farneback and trust only pixels where the two "
+                           f"agree within PX pixels; 0 = off (default {_DEFAULTS.flow_agreement:g})")
     flow.add_argument("--raft-weights", type=Path, metavar="PATH", help="local torchvision RAFT weights file")
     flow.add_argument("--flow-cache", type=Path, metavar="DIR",
                       help="keep estimated flows here (default OUTPUT.parts/flows); reusable across runs")
@@ -167,7 +179,10 @@ def config_from_args(args: argparse.Namespace) -> OptimizeConfig:
         tolerance=args.tolerance,
         patience=args.patience,
         warm_start=not args.no_warm_start,
+        occlusion_fill=args.occlusion_fill,
+        flow_agreement=args.flow_agreement,
         optimizer=args.optimizer,
+        line_search=args.line_search,
         iterations=args.iterations,
         iterations_warm=args.iterations_warm,
         lr=args.lr,

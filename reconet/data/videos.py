@@ -48,10 +48,10 @@ from torch.utils.data import Dataset
 
 from reconet.data.errors import DatasetError
 from reconet.data.sample import make_meta, make_sample
+from reconet.flow.estimate import FLOW_METHODS
 from reconet.image import IMAGE_SUFFIXES, uint8_to_tensor
 
 CACHE_VERSION = 1
-FLOW_METHODS = ("auto", "raft", "dis")
 SPLITS = ("train", "val", "all")
 DATASET_NAME = "videos"
 
@@ -350,7 +350,7 @@ class VideoPairs(Dataset):
         short_side: shrink frames so the shorter side has this length before caching (None: native).
         frame_step: pair frame t with t + frame_step.
         max_frames: decode at most this many frames per video.
-        flow_method: ``"auto"`` (RAFT if weights are available locally, else DIS), ``"raft"``, ``"dis"``.
+        flow_method: ``"auto"`` (RAFT if weights are available locally, else DIS), ``"raft"``, ``"dis"``, ``"farneback"``.
         raft_weights: a local RAFT state dict (optional).
         split: ``"train"``, ``"val"`` (the last ``val_fraction`` of each video's pairs) or ``"all"``.
         val_fraction: share of each video's pairs held out for validation (at least one pair

@@ -6,7 +6,9 @@ pixel is used; occlusion maps are 1 where it is occluded.
 """
 
 from reconet.flow.estimate import (
+    FLOW_METHODS,
     DISFlowEstimator,
+    FarnebackFlowEstimator,
     FlowEstimator,
     FlowEstimatorError,
     RAFTFlowEstimator,
@@ -17,16 +19,19 @@ from reconet.flow.estimate import (
     load_raft,
 )
 from reconet.flow.io import FlowFileError, read_flo, read_flow, read_pfm, write_flo, write_pfm
-from reconet.flow.occlusion import mask_from_flows, motion_boundaries, occlusion_from_flows
+from reconet.flow.occlusion import agreement_mask, mask_from_flows, motion_boundaries, occlusion_from_flows
 from reconet.flow.warp import in_frame_mask, resize_flow, resize_mask, warp
 
 __all__ = [
+    "FLOW_METHODS",
     "DISFlowEstimator",
+    "FarnebackFlowEstimator",
     "FlowEstimator",
     "FlowEstimatorError",
     "FlowFileError",
     "RAFTFlowEstimator",
     "RAFTWeightsNotFoundError",
+    "agreement_mask",
     "build_flow_estimator",
     "estimate_flows",
     "find_cached_raft_weights",

@@ -1,9 +1,12 @@
 """Optical-flow estimation for data without ground-truth flow (real video, evaluation).
 
-Two estimators share one call signature, ``estimator(frame1, frame2) -> flow``:
+Three estimators share one call signature, ``estimator(frame1, frame2) -> flow``:
 
 * :class:`DISFlowEstimator` - OpenCV's Dense Inverse Search (Kroeger et al., ECCV 2016).
   CPU only, no weights, always available; the offline default.
+* :class:`FarnebackFlowEstimator` - OpenCV's polynomial-expansion flow (Farnebäck, SCIA 2003).
+  CPU only, no weights; less accurate than DIS, but a different algorithm, which makes it a
+  useful second opinion (:func:`reconet.flow.occlusion.agreement_mask`).
 * :class:`RAFTFlowEstimator` - torchvision's RAFT (Teed & Deng, ECCV 2020), ``raft_large`` or
   ``raft_small``. Far more accurate, but needs weights: reconet never downloads them, it
   loads a local file or a checkpoint already in the torch hub cache.
@@ -29,12 +32,17 @@ __all__ = [
     "FlowEstimatorError",
     "RAFTWeightsNotFoundError",
     "DISFlowEstimator",
+    "FarnebackFlowEstimator",
+    "FLOW_METHODS",
     "RAFTFlowEstimator",
     "build_flow_estimator",
     "estimate_flows",
     "find_cached_raft_weights",
     "load_raft",
 ]
+
+# Every ``method`` of build_flow_estimator; "auto" = RAFT with local weights, else DIS.
+FLOW_METHODS = ("auto", "raft", "dis", "farneback")
 
 # Preset name -> OpenCV constant name (cv2 is imported only when DIS is used, so importing
 # reconet.flow stays cheap).
@@ -105,15 +113,41 @@ class DISFlowEstimator:
                 f"DIS needs frames with at least {_DIS_MIN_SIDE} pixels on one side, "
                 f"got {tuple(frame1.shape)}"
             )
+        flows = [
+            self._dis.calc(grey1, grey2, None)  # (H, W, 2) float32, (u, v)
+            for grey1, grey2 in zip(_grey_uint8(frame1), _grey_uint8(frame2))
+        ]
+        flow = torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2)  # (B, 2, H, W)
+        return flow.contiguous().to(device=frame1.device, dtype=torch.float32)
+
+
+def _grey_uint8(frames: torch.Tensor) -> list[np.ndarray]:
+    """(B, 3, H, W) RGB in [0, 1] -> B grey (H, W) uint8 images (OpenCV's RGB -> grey weights)."""
+    import cv2
+
+    return [cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) for image in tensor_to_uint8(frames)]
+
+
+class FarnebackFlowEstimator:
+    """OpenCV Farnebäck optical flow on grey-level frames (CPU, no weights).
+
+    Settings are OpenCV's documented example (pyramid scale 0.5, 5 levels, 15 px window,
+    3 iterations, polynomial neighbourhood 5 with sigma 1.1), with Gaussian window weighting.
+    """
+
+    name = "farneback"
+
+    def __repr__(self) -> str:
+        return "FarnebackFlowEstimator()"
+
+    def __call__(self, frame1: torch.Tensor, frame2: torch.Tensor) -> torch.Tensor:
+        _check_frames(frame1, frame2)
         import cv2
 
-        images1 = tensor_to_uint8(frame1)  # (B, H, W, 3) uint8 RGB
-        images2 = tensor_to_uint8(frame2)
-        flows = []
-        for image1, image2 in zip(images1, images2):
-            grey1 = cv2.cvtColor(image1, cv2.COLOR_RGB2GRAY)  # (H, W) uint8
-            grey2 = cv2.cvtColor(image2, cv2.COLOR_RGB2GRAY)
-            flows.append(self._dis.calc(grey1, grey2, None))  # (H, W, 2) float32, (u, v)
+        flows = [
+            cv2.calcOpticalFlowFarneback(grey1, grey2, None, 0.5, 5, 15, 3, 5, 1.1, cv2.OPTFLOW_FARNEBACK_GAUSSIAN)
+            for grey1, grey2 in zip(_grey_uint8(frame1), _grey_uint8(frame2))
+        ]  # each (H, W, 2) float32, (u, v)
         flow = torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2)  # (B, 2, H, W)
         return flow.contiguous().to(device=frame1.device, dtype=torch.float32)
 
@@ -255,10 +289,10 @@ def build_flow_estimator(
     dis_preset: str = "medium",
     num_flow_updates: int = 12,
 ) -> FlowEstimator:
-    """Build a flow estimator; its ``.name`` says which one ("dis", "raft_large", "raft_small").
+    """Build a flow estimator; its ``.name`` says which one ("dis", "farneback", "raft_large", "raft_small").
 
     Args:
-        method: "dis", "raft", or "auto" = RAFT if weights are available locally (``raft_weights``
+        method: "dis", "farneback", "raft", or "auto" = RAFT if weights are available locally (``raft_weights``
             or the torch hub cache, see :func:`find_cached_raft_weights`), else DIS.
         raft_weights: path to a torchvision RAFT state dict (``raft_large_*.pth`` or
             ``raft_small_*.pth`` as published by torchvision). A path that does not exist is an
@@ -272,10 +306,12 @@ def build_flow_estimator(
         RAFTWeightsNotFoundError: "raft" without local weights, or a missing weights file.
         FlowEstimatorError: unknown method or preset, unusable weights file.
     """
-    if method not in ("auto", "raft", "dis"):
-        raise FlowEstimatorError(f"unknown flow method {method!r}; choose from 'auto', 'raft', 'dis'")
+    if method not in FLOW_METHODS:
+        raise FlowEstimatorError(f"unknown flow method {method!r}; choose from {', '.join(FLOW_METHODS)}")
     if method == "dis":
         return DISFlowEstimator(dis_preset)
+    if method == "farneback":
+        return FarnebackFlowEstimator()
     if raft_weights is None:
         raft_weights = find_cached_raft_weights()
         if raft_weights is None:

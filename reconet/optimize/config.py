@@ -17,16 +17,19 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from reconet.flow.estimate import FLOW_METHODS
+
 # VGG-19 layer names; VGG-16 has every one of them too, so the defaults work for both.
 DEFAULT_CONTENT_LAYER = "relu4_2"
 DEFAULT_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 DEFAULT_TEMPORAL_FEATURE_LAYERS = ("relu1_1", "relu2_1")
 
 OPTIMIZERS = ("lbfgs", "adam")
+LINE_SEARCHES = ("none", "strong_wolfe")
 PARAMETRIZATIONS = ("clamp", "sigmoid")
 FIRST_INITS = ("content", "noise")
 LOSS_NETWORKS = ("vgg19", "vgg16")
-FLOW_METHODS = ("auto", "raft", "dis")
+OCCLUSION_FILLS = ("content", "warped")
 
 # Default learning rates per (optimizer, parametrization). L-BFGS takes Newton-like steps, so
 # its natural step is 1. Adam's step is roughly lr per pixel per iteration: 0.02 of the [0, 1]
@@ -56,9 +59,19 @@ class OptimizeConfig:
         temporal_feature_weight: weight of the masked feature MSE at ``temporal_feature_layers``
             to the features of the warped previous stylized frame (0 switches it off).
         first_init: "content" (default) or "noise" for frame 1 (and any frame without warm start).
-        warm_start: start frame t from the stylized frame t-1 warped onto frame t (occluded and
-            out-of-frame pixels from the content frame). False starts every frame like frame 1.
+        warm_start: start frame t from the stylized frame t-1 warped onto frame t. False starts
+            every frame like frame 1.
+        occlusion_fill: what the warm start puts where the mask excludes the warped frame
+            (occluded, inconsistent, out of frame): "content" (the content frame) or "warped"
+            (the warped frame everywhere, as Ruder et al. initialize; the mask then only weights
+            the temporal terms).
+        flow_agreement: > 0 also estimates the flow with OpenCV Farnebäck and drops pixels where
+            the two flows differ by more than this many pixels from the mask
+            (:func:`reconet.flow.occlusion.agreement_mask`); 0 = forward-backward test only.
         optimizer: "lbfgs" (default) or "adam".
+        line_search: L-BFGS step rule: "none" (step 1, one evaluation per iteration, Gatys et
+            al.) or "strong_wolfe" (torch's line search; the iteration counts then budget loss
+            evaluations; :mod:`reconet.optimize.solver`).
         tolerance: stop a frame early when its loss improved by less than this fraction over
             the last ``patience`` iterations (0 = always spend the whole budget).
         patience: the window, in iterations, of that test.
@@ -89,7 +102,10 @@ class OptimizeConfig:
     temporal_feature_layers: tuple[str, ...] = DEFAULT_TEMPORAL_FEATURE_LAYERS
     first_init: str = "content"
     warm_start: bool = True
+    occlusion_fill: str = "content"
+    flow_agreement: float = 0.0
     optimizer: str = "lbfgs"
+    line_search: str = "none"
     tolerance: float = 0.0
     patience: int = 5
     iterations: int = 300
@@ -109,9 +125,13 @@ class OptimizeConfig:
             object.__setattr__(self, "style_layer_weights", tuple(float(w) for w in self.style_layer_weights))
         _choice("loss_network", self.loss_network, LOSS_NETWORKS)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("line_search", self.line_search, LINE_SEARCHES)
+        if self.line_search != "none" and self.optimizer != "lbfgs":
+            raise ValueError(f"line_search {self.line_search!r} needs optimizer 'lbfgs', got {self.optimizer!r}")
         _choice("parametrization", self.parametrization, PARAMETRIZATIONS)
         _choice("first_init", self.first_init, FIRST_INITS)
         _choice("flow", self.flow, FLOW_METHODS)
+        _choice("occlusion_fill", self.occlusion_fill, OCCLUSION_FILLS)
         if not self.tolerance >= 0.0:
             raise ValueError(f"tolerance must be >= 0, got {self.tolerance}")
         if self.patience < 1:
@@ -123,7 +143,9 @@ class OptimizeConfig:
                 f"style_layer_weights has {len(self.style_layer_weights)} entries for "
                 f"{len(self.style_layers)} style layers {self.style_layers}"
             )
-        for name in ("content_weight", "style_weight", "tv_weight", "temporal_weight", "temporal_feature_weight"):
+        for name in (
+            "content_weight", "style_weight", "tv_weight", "temporal_weight", "temporal_feature_weight", "flow_agreement"
+        ):
             value = getattr(self, name)
             if not value >= 0.0:  # also rejects NaN
                 raise ValueError(f"{name} must be >= 0, got {value}")

@@ -30,7 +30,8 @@ from pathlib import Path
 
 import torch
 
-from reconet.flow.estimate import build_flow_estimator, estimate_flows
+from reconet.flow.estimate import FarnebackFlowEstimator, build_flow_estimator, estimate_flows
+from reconet.flow.occlusion import agreement_mask
 from reconet.flow.warp import warp
 from reconet.image import tensor_to_uint8, uint8_to_tensor
 from reconet.models.loss_network import build_loss_network
@@ -67,6 +68,8 @@ class VideoOptimizer:
             :func:`reconet.models.loss_network.build_loss_network` from the config.
         flow_estimator: ``estimator(frame1, frame2) -> (B, 2, H, W)`` with ``name``; default
             :func:`reconet.flow.estimate.build_flow_estimator` from the config.
+        second_flow_estimator: the second opinion of ``config.flow_agreement``; default
+            :class:`reconet.flow.estimate.FarnebackFlowEstimator`.
     """
 
     def __init__(
@@ -77,6 +80,7 @@ class VideoOptimizer:
         device: str | torch.device = "cpu",
         loss_network: torch.nn.Module | None = None,
         flow_estimator=None,
+        second_flow_estimator=None,
     ) -> None:
         self.config = config or OptimizeConfig()
         self.device = torch.device(device)
@@ -93,6 +97,7 @@ class VideoOptimizer:
                 )
         self.loss_network = loss_network.to(self.device)
         self.flow_estimator = flow_estimator
+        self.second_flow_estimator = second_flow_estimator
         self._objectives: dict[tuple[int, int], GatysObjective] = {}
 
     # -- building blocks --------------------------------------------------------------------
@@ -143,11 +148,17 @@ class VideoOptimizer:
 
         Returns:
             warped (1, 3, H, W) = warp(s_{t-1}, flow t -> t-1), mask (1, 1, H, W) on frame t's
-            grid, 1 = forward-backward consistent and inside frame t-1.
+            grid, 1 = forward-backward consistent, inside frame t-1 and (with
+            ``config.flow_agreement``) confirmed by the second estimator.
         """
         # estimate_flows(e, a, b) returns the flow a -> b on a's grid first; with a = frame t it
         # is the flow that samples frame t-1 at the positions frame t's pixels came from.
         back, _, mask = estimate_flows(self.estimator(), content, previous_content)  # (1,2,H,W), _, (1,1,H,W)
+        if self.config.flow_agreement > 0:
+            if self.second_flow_estimator is None:
+                self.second_flow_estimator = FarnebackFlowEstimator()
+            second = self.second_flow_estimator(content, previous_content)  # (1, 2, H, W), same direction
+            mask = mask * agreement_mask(back, second, self.config.flow_agreement)
         warped = warp(previous_stylized, back.to(previous_stylized.dtype))  # (1, 3, H, W)
         return warped, mask.to(content.dtype)
 
@@ -171,7 +182,9 @@ class VideoOptimizer:
         if previous is not None and (cfg.warm_start or objective.uses_temporal):
             warped, mask = self.warm_start_image(content, *previous)
         warm = warped is not None and cfg.warm_start
-        if warm:
+        if warm and cfg.occlusion_fill == "warped":
+            init = warped
+        elif warm:
             init = mask * warped + (1.0 - mask) * content  # (1, 3, H, W)
         else:
             init = self.initial_image(content)
@@ -185,6 +198,7 @@ class VideoOptimizer:
             parametrization=cfg.parametrization,
             tolerance=cfg.tolerance,
             patience=cfg.patience,
+            line_search=cfg.line_search,
         )
         coverage = float(mask.mean()) if mask is not None else None
         return result.image, result.terms, result.iterations, warm, coverage, result.history

@@ -14,9 +14,14 @@ Two ways to respect the range (``parametrization``):
 L-BFGS runs one iteration per ``step`` call (``max_iter=1``, no line search, step 1 as in
 Gatys et al.), so ``iterations`` counts loss-network evaluations for both optimizers and the
 projection can be applied between iterations. Both optimizers see the loss divided by its
-value at the start (see ``scale`` in :func:`solve` for why L-BFGS needs it). torch's strong-Wolfe
-line search was measured too and stalls in this one-iteration-per-call setting (its step and
-tolerance tests are absolute; docs/optimize.md), so it is not offered.
+value at the start (see ``scale`` in :func:`solve` for why L-BFGS needs it).
+
+``line_search="strong_wolfe"`` (L-BFGS only) runs torch's strong-Wolfe search instead. A search evaluates the
+loss several times per iteration and only makes sense inside one ``step`` call of several
+iterations (with ``max_iter=1`` the search restarts every call and stalled at 0.851 of the
+start on ambush_4; docs/optimize.md), so L-BFGS then runs in chunks of ``_LINE_SEARCH_CHUNK``
+iterations with the [0, 1] projection between chunks, and ``iterations`` is a budget of loss
+evaluations, the unit that costs time, so the two settings compare at equal cost.
 
 ``tolerance`` > 0 stops early once the lowest loss seen has improved by less than that fraction
 over the last ``patience`` iterations, so easy frames (a warm start close to its optimum) stop
@@ -35,6 +40,8 @@ import torch
 LossFn = Callable[[torch.Tensor], dict[str, torch.Tensor]]
 
 _SIGMOID_EPS = 1e-3
+_LINE_SEARCH_CHUNK = 10  # L-BFGS iterations per step call with a line search (module docstring)
+LINE_SEARCHES = ("none", "strong_wolfe")
 
 
 @dataclass
@@ -58,12 +65,13 @@ def solve(
     tolerance: float = 0.0,
     patience: int = 5,
     history_size: int = 50,
+    line_search: str = "none",
 ) -> SolveResult:
     """Minimize ``loss_fn(image)["total"]`` starting from ``init`` (1, 3, H, W) in [0, 1].
 
     ``init`` is never modified. With ``iterations == 0`` the start image is returned (clamped)
-    together with its loss terms. ``history_size`` applies to L-BFGS; ``tolerance`` and
-    ``patience`` to both optimizers (module docstring).
+    together with its loss terms. ``history_size`` and ``line_search`` apply to L-BFGS;
+    ``tolerance`` and ``patience`` to both optimizers (module docstring).
     """
     if init.ndim != 4 or init.shape[1] != 3:
         raise ValueError(f"init must be (B, 3, H, W), got {tuple(init.shape)}")
@@ -73,7 +81,10 @@ def solve(
         variable = init.detach().clamp(0.0, 1.0).clone(memory_format=torch.contiguous_format).requires_grad_(True)
 
         def to_image(v: torch.Tensor) -> torch.Tensor:
-            return v
+            # A line search evaluates trial points between projections, which may leave [0, 1]:
+            # it then sees the loss of the image that would be kept (clamped; zero gradient
+            # outside), so every recorded loss belongs to a valid image.
+            return v.clamp(0.0, 1.0) if line_search != "none" else v
 
     elif parametrization == "sigmoid":
         variable = (
@@ -87,12 +98,18 @@ def solve(
 
     if not tolerance >= 0.0 or patience < 1:
         raise ValueError(f"tolerance must be >= 0 and patience >= 1, got {tolerance}, {patience}")
+    if line_search not in LINE_SEARCHES:
+        raise ValueError(f"line_search must be 'none' or 'strong_wolfe', got {line_search!r}")
+    chunk = 1
     if optimizer == "lbfgs":
+        chunk = _LINE_SEARCH_CHUNK if line_search != "none" else 1
         opt: torch.optim.Optimizer = torch.optim.LBFGS(
             [variable],
             lr=lr,
-            max_iter=1,
+            max_iter=chunk,
+            max_eval=chunk + chunk // 4,  # torch's default ratio
             history_size=history_size,
+            line_search_fn=None if line_search == "none" else line_search,
             tolerance_grad=0.0,
             tolerance_change=0.0,
         )
@@ -140,19 +157,25 @@ def solve(
 
     done = 0
     converged = False
-    best_after: list[float] = []  # lowest loss seen after each iteration
-    for _ in range(iterations):
+    lowest: list[float] = []  # lowest loss after each evaluation, for the tolerance test
+    # Without a line search one step is one iteration and one evaluation; with one, a step is a
+    # chunk of iterations and ``iterations`` budgets evaluations (module docstring).
+    while (done if chunk == 1 else len(history)) < iterations:
+        if chunk > 1:
+            remaining = iterations - len(history)
+            opt.param_groups[0].update(max_iter=min(chunk, remaining), max_eval=remaining)
         opt.step(closure)
-        done += 1
+        done = done + 1 if chunk == 1 else opt.state[variable]["n_iter"]
         if parametrization == "clamp":
             with torch.no_grad():
                 variable.clamp_(0.0, 1.0)  # projection; ``variable`` is our own leaf, not the caller's
         if not torch.isfinite(variable).all():
             break  # diverged: keep the best image seen so far
-        best_after.append(best_loss)
-        if tolerance > 0 and len(best_after) > patience:
-            before = best_after[-1 - patience]
-            if before - best_loss <= tolerance * abs(before):
+        for value in history[len(lowest) :]:
+            lowest.append(min(value, lowest[-1]) if lowest else value)
+        if tolerance > 0 and len(lowest) > patience:
+            before = lowest[-1 - patience]
+            if before - lowest[-1] <= tolerance * abs(before):
                 converged = True
                 break
     # The last step's result has not been evaluated yet.

@@ -14,6 +14,7 @@ import torch
 
 from reconet.flow import (
     DISFlowEstimator,
+    FarnebackFlowEstimator,
     FlowEstimatorError,
     RAFTFlowEstimator,
     RAFTWeightsNotFoundError,
@@ -54,18 +55,22 @@ def empty_torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 # --- DIS -------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(("method", "kind"), [("dis", DISFlowEstimator), ("farneback", FarnebackFlowEstimator)])
 @pytest.mark.parametrize("dx, dy", [(3, 2), (-4, 1)])
-def test_dis_recovers_known_translation(sintel_crop: torch.Tensor, dx: int, dy: int) -> None:
+def test_classical_estimators_recover_a_known_translation(sintel_crop: torch.Tensor, method, kind, dx: int, dy: int) -> None:
     """frame2 = frame1 shifted by (dx, dy): every pixel moves by (dx, dy), the forward flow."""
     frame2 = torch.roll(sintel_crop, shifts=(dy, dx), dims=(-2, -1))
-    estimator = build_flow_estimator("dis")
-    assert estimator.name == "dis" and isinstance(estimator, DISFlowEstimator)
+    estimator = build_flow_estimator(method)
+    assert estimator.name == method and isinstance(estimator, kind)
     flow = estimator(sintel_crop, frame2)
     assert flow.shape == (1, 2, 160, 240) and flow.dtype == torch.float32
     interior = flow[0, :, 16:-16, 16:-16]  # away from the wrapped border
     assert interior[0].median().item() == pytest.approx(dx, abs=0.1)
     assert interior[1].median().item() == pytest.approx(dy, abs=0.1)
-    assert ((interior[0] - dx).abs() < 0.5).float().mean() > 0.9
+    assert ((interior - torch.tensor([dx, dy]).view(2, 1, 1)).norm(dim=0) < 0.5).float().mean() > 0.9
+    # The reverse pair gives the reverse motion (direction, not just magnitude).
+    backward = estimator(frame2, sintel_crop)[0, :, 16:-16, 16:-16]
+    assert backward[0].median().item() == pytest.approx(-dx, abs=0.1)
 
 
 def test_dis_batch_matches_single_and_keeps_inputs(sintel_crop: torch.Tensor) -> None:
@@ -105,8 +110,8 @@ def test_estimate_flows_both_directions(sintel_crop: torch.Tensor) -> None:
 
 
 def test_unknown_method() -> None:
-    with pytest.raises(FlowEstimatorError, match="unknown flow method 'farneback'"):
-        build_flow_estimator("farneback")
+    with pytest.raises(FlowEstimatorError, match="unknown flow method 'flownet'; choose from auto, raft, dis, farneback"):
+        build_flow_estimator("flownet")
 
 
 # --- RAFT: weight discovery (never downloads) --------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import torch
 from PIL import Image
 
 from reconet.flow import (
+    agreement_mask,
     build_flow_estimator,
     estimate_flows,
     mask_from_flows,
@@ -214,3 +216,50 @@ def test_sintel_backward_flow_is_estimated_not_negated(alley_dis: dict) -> None:
     no_warp = (frame3 - frame2).abs().mean().item()
     assert no_warp > 3 * estimated
     assert not torch.allclose(alley_dis["backward"], -alley_dis["forward"], atol=0.5)
+
+
+def test_agreement_mask_keeps_pixels_within_the_tolerance_only() -> None:
+    flow = torch.zeros(1, 2, 2, 3)
+    other = flow.clone()
+    other[0, 0, 0, 1] = 0.6  # |d| = 0.6
+    other[0, :, 1, 2] = torch.tensor([0.6, 0.8])  # |d| = 1.0: on the tolerance, kept
+    other[0, 1, 1, 0] = -1.5  # |d| = 1.5
+    mask = agreement_mask(flow, other, tolerance=1.0)
+    assert mask.shape == (1, 1, 2, 3) and mask.dtype == flow.dtype
+    assert mask[0, 0].tolist() == [[1.0, 1.0, 1.0], [0.0, 1.0, 1.0]]
+    assert agreement_mask(flow, other, tolerance=0.5)[0, 0].tolist() == [[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]
+    with pytest.raises(ValueError, match=r"\(B, 2, H, W\)"):
+        agreement_mask(flow, other[:, :1], tolerance=1.0)
+
+
+@pytest.mark.parametrize(("scene", "frame", "kept"), [("ambush_4", 4, None), ("alley_1", 2, 0.95)])
+def test_agreement_with_farneback_drops_the_flow_dis_gets_wrong_on_a_hard_scene(sintel_root, scene, frame, kept):
+    """Sintel ground truth at 192 px (the size reconet-optimize was measured at, docs/optimize.md).
+
+    ambush_4 (fog, blur, 50-66 px motion at full size): DIS is wrong almost everywhere and the
+    forward-backward test still passes a quarter of the frame, all of it more than 2 px off. The
+    agreement with Farneback must remove most of those pixels. alley_1 (slow): DIS is right and
+    the agreement must keep nearly all of the mask.
+    """
+    from reconet.data import SintelPairs, build_transform
+    from reconet.optimize.objective import resize_longer_side
+
+    def frame_at(number: int) -> torch.Tensor:
+        path = sintel_root / "training" / "final" / scene / f"frame_{number:04d}.png"
+        return resize_longer_side(load_image(path)[None], 192)  # (1, 3, 82, 192)
+
+    first, second = frame_at(frame), frame_at(frame + 1)
+    size = tuple(first.shape[-2:])
+    with pytest.warns(UserWarning) if scene == "alley_1" else contextlib.nullcontext():  # partial sample
+        pairs = SintelPairs(sintel_root, passes="final", scenes=[scene], missing_occlusion="skip",
+                            transform=build_transform(size, crop="none"))
+    truth = next(sample["flow"][None] for sample in pairs if sample["meta"]["frame"] == frame)
+    forward, _, mask = estimate_flows(build_flow_estimator("dis"), first, second)
+    agreed = mask * agreement_mask(forward, build_flow_estimator("farneback")(first, second), 1.0)
+    wrong = (torch.linalg.vector_norm(forward - truth, dim=1, keepdim=True) > 2.0).float()  # (1, 1, H, W)
+    if kept is None:
+        assert (mask * wrong).mean() > 0.15  # what the forward-backward test lets through
+        assert (agreed * wrong).sum() < 0.25 * (mask * wrong).sum()
+    else:
+        assert (mask * wrong).sum() < 0.01 * mask.sum()
+        assert agreed.sum() > kept * mask.sum()

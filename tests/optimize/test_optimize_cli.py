@@ -200,3 +200,24 @@ def test_fractional_fps_option_reaches_the_video(capsys, frames_dir, style, tmp_
     assert code == 0, err
     with av.open(str(out)) as result:
         assert result.streams.video[0].average_rate == Fraction(30000, 1001)
+
+
+def test_method_options_reach_the_config():
+    from reconet.cli.optimize import build_parser, config_from_args
+
+    args = build_parser().parse_args([
+        "in", "out", "--style", "s.jpg", "--occlusion-fill", "content", "--flow-agreement", "1.5",
+        "--line-search", "strong_wolfe", "--flow", "farneback",
+    ])
+    config = config_from_args(args)
+    assert (config.occlusion_fill, config.flow_agreement, config.line_search, config.flow) == (
+        "content", 1.5, "strong_wolfe", "farneback")
+    defaults = config_from_args(build_parser().parse_args(["in", "out", "--style", "s.jpg"]))
+    assert defaults == type(defaults)()  # every option's default is the config's
+
+
+def test_line_search_with_adam_is_a_one_line_error(capsys, frames_dir, style, tmp_path):
+    code, err = _run(capsys, frames_dir, tmp_path / "o", "--style", style, "--optimizer", "adam",
+                     "--line-search", "strong_wolfe")
+    assert code == 1 and err.strip().count("\n") == 0 and "needs optimizer 'lbfgs'" in err
+    assert not (tmp_path / "o").exists()

@@ -95,8 +95,12 @@ def test_masked_mse_rejects_mismatched_shapes():
     ({"optimizer": "sgd"}, "optimizer"),
     ({"style_weight": -1.0}, "style_weight"),
     ({"style_layer_weights": (1.0,)}, "style_layer_weights"),
-    ({"flow": "farneback"}, "flow"),
+    ({"flow": "flownet"}, "flow"),
     ({"iterations": -1}, "iterations"),
+    ({"occlusion_fill": "noise"}, "occlusion_fill"),
+    ({"flow_agreement": -1.0}, "flow_agreement"),
+    ({"line_search": "armijo"}, "line_search"),
+    ({"optimizer": "adam", "line_search": "strong_wolfe"}, "needs optimizer 'lbfgs'"),
 ])
 def test_config_validation(kwargs, message):
     with pytest.raises(ValueError, match=message):

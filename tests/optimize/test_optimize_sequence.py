@@ -119,6 +119,58 @@ def test_warm_start_follows_the_motion(random_vgg, dis, style):
     assert error_reversed > 10 * error_followed
 
 
+class OffsetFlow:
+    """A second opinion that disagrees with any estimator by (dx, dy) = (2, 0) pixels everywhere."""
+
+    name = "offset"
+
+    def __init__(self, estimator) -> None:
+        self.estimator = estimator
+
+    def __call__(self, frame1: torch.Tensor, frame2: torch.Tensor) -> torch.Tensor:
+        return self.estimator(frame1, frame2) + torch.tensor([2.0, 0.0]).view(1, 2, 1, 1)
+
+
+def warm_starts(random_vgg, dis, style, frames, **settings):
+    """Frame 1's start image (no iterations) and its coverage, frame 0 = noise."""
+    second = settings.pop("second", None)
+    config = OptimizeConfig(first_init="noise", iterations=0, iterations_warm=0, **SHALLOW, **settings)
+    optimizer = VideoOptimizer(style, config, loss_network=random_vgg, flow_estimator=dis, second_flow_estimator=second)
+    results = list(optimizer.stylize(frames))
+    return results[1].image, results[1].coverage
+
+
+def test_occlusion_fill_chooses_between_the_content_frame_and_the_warped_frame(random_vgg, dis, style):
+    """Where the mask is 0 (here: the band that entered the frame), "content" starts from frame 1
+    itself and "warped" from the warped previous frame (border-replicated noise), everywhere else
+    both start from the warped frame."""
+    frames, _, _ = shifted_sequence(2)
+    content_fill, coverage = warm_starts(random_vgg, dis, style, frames)
+    warped_fill, coverage_warped = warm_starts(random_vgg, dis, style, frames, occlusion_fill="warped")
+    assert coverage == coverage_warped and 0.7 < coverage < 0.99
+    dx, dy = SHIFT
+    entered = (slice(None), slice(0, dy), slice(None))  # rows whose source lies above frame 0
+    assert (content_fill[entered] - frames[1][entered]).abs().max() <= 0.5 / 255 + 1e-6  # 8-bit rounding
+    assert (warped_fill[entered] - frames[1][entered]).abs().mean() > 0.15  # noise, not the frame
+    inside = (slice(None), slice(dy + 6, -6), slice(dx + 6, -6))
+    assert torch.equal(content_fill[inside], warped_fill[inside])
+
+
+def test_flow_agreement_drops_pixels_where_the_second_estimator_disagrees(random_vgg, dis, style):
+    frames, _, _ = shifted_sequence(2)
+    _, plain = warm_starts(random_vgg, dis, style, frames)
+    # Farneback agrees with DIS on the smooth moving texture: the mask keeps most of its pixels.
+    _, agreed = warm_starts(random_vgg, dis, style, frames, flow_agreement=1.0)
+    assert 0.85 * plain < agreed <= plain
+    # A second opinion 2 px off everywhere: nothing is trusted, frame 1 starts from itself.
+    start, none = warm_starts(random_vgg, dis, style, frames, flow_agreement=1.0, second=OffsetFlow(dis))
+    assert none == 0.0
+    assert (start - frames[1]).abs().max() <= 0.5 / 255 + 1e-6
+    # ... unless the tolerance admits the offset.
+    _, tolerant = warm_starts(random_vgg, dis, style, frames, flow_agreement=2.5, second=OffsetFlow(dis))
+    assert tolerant == plain
+
+
 def test_temporal_loss_lowers_the_temporal_error_on_a_moving_texture(random_vgg, dis, style):
     frames, flow, mask = shifted_sequence(4)
     base = dict(iterations=10, iterations_warm=10, style_weight=1e3, **SHALLOW)

@@ -75,9 +75,32 @@ def test_lowest_loss_image_is_kept_when_a_step_diverges(target):
     assert result.terms["total"] <= start_loss + 1e-12
 
 
+@pytest.mark.parametrize("parametrization", ["clamp", "sigmoid"])
+@pytest.mark.parametrize("scale", [1e-3, 1e7])
+def test_strong_wolfe_reaches_the_clamped_minimizer_within_its_evaluation_budget(target, parametrization, scale):
+    def scaled(image: torch.Tensor) -> dict[str, torch.Tensor]:
+        total = scale * (image - target).square().mean()
+        return {"fit": total, "total": total}
+
+    # The budgets and tolerances of the plain L-BFGS test above (sigmoid: saturated pixels
+    # approach 0/1 slowly).
+    budget, tolerance = (20, 1e-4) if parametrization == "clamp" else (60, 2e-2)
+    init = torch.full_like(target, 0.5)
+    result = solve(scaled, init, iterations=budget, line_search="strong_wolfe", parametrization=parametrization)
+    assert (result.image - target.clamp(0, 1)).abs().max() < tolerance
+    # The budget counts loss evaluations (a search makes several per iteration), plus the final one.
+    assert result.evaluations == len(result.history) <= budget + 25 + 1  # torch's search: at most 25 per call
+    assert result.iterations < result.evaluations
+    # Trial points of the search are clamped before the loss sees them: every recorded loss is one
+    # of an image in [0, 1], so the kept image's loss is the lowest recorded.
+    assert result.terms["total"] == pytest.approx(min(result.history))
+    assert result.terms["total"] == pytest.approx(scaled(result.image)["total"].item(), rel=1e-5)
+
+
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"optimizer": "sgd"}, "optimizer"),
     ({"parametrization": "tanh"}, "parametrization"),
+    ({"line_search": "armijo"}, "line_search"),
 ])
 def test_unknown_choices_are_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
