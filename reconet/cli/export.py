@@ -51,7 +51,8 @@ def parity(model: object, output: Path, fmt: str) -> float | None:
     """Max |exported - PyTorch| on a random odd-sized frame (None if ONNX Runtime is missing)."""
     import torch
 
-    from reconet.inference.stylizer import OnnxStylizer, OutputModel
+    from reconet.inference.stylizer import OnnxStylizer
+    from reconet.models.reconet import OutputModel
 
     x = torch.rand(CHECK_SHAPE, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():

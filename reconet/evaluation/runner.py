@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from reconet.devices import resolve_device
 from reconet.evaluation.methods import INPUT_NAME, InputBaseline, MethodSpec, build_method
 from reconet.evaluation.quality import DEFAULT_CONTENT_LAYER, DEFAULT_STYLE_LAYERS, QualityScorer
 from reconet.evaluation.sources import EvalPair, EvaluationError, SintelPairSource, VideoPairSource
@@ -118,18 +119,6 @@ def _group(records: Sequence[dict]) -> dict[tuple, list[int]]:
     for i, r in enumerate(records):
         groups.setdefault((r["pass"], r["scene"]), []).append(i)
     return groups
-
-
-def _resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as err:
-        raise EvaluationError(f"unknown device {name!r} ({err})") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise EvaluationError(f"device {name!r} requested but CUDA is not available")
-    return device
 
 
 def _build_source(config: EvaluationConfig, device: torch.device):
@@ -284,7 +273,7 @@ def evaluate(config: EvaluationConfig) -> EvaluationResult:
     """
     from tqdm import tqdm
 
-    device = _resolve_device(config.device)
+    device = resolve_device(config.device)
     if config.size is not None and (len(config.size) != 2 or min(config.size) < 8):
         raise EvaluationError(f"size must be two integers H W of at least 8, got {config.size}")
     if config.scale is not None and not 0 < config.scale <= 4:

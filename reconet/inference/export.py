@@ -23,8 +23,7 @@ from typing import BinaryIO
 import torch
 
 from reconet.inference.io import check_destination, commit_file
-from reconet.inference.stylizer import OutputModel
-from reconet.models.reconet import ReCoNet
+from reconet.models.reconet import OutputModel, ReCoNet
 
 FORMATS = ("onnx", "torchscript")
 ONNX_OPSET = 17

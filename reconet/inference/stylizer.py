@@ -34,8 +34,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from reconet.devices import resolve_device
+from reconet.inference.export import export_onnx
 from reconet.models.artifact import ModelFileError, load_stylizer
-from reconet.models.reconet import MIN_INPUT_SIZE, ReCoNet
+from reconet.models.reconet import MIN_INPUT_SIZE, OutputModel, ReCoNet
 
 # Decided by scripts/benchmark.py on a 2-core CPU (numbers in docs/inference.md).
 CPU_DEFAULTS: dict[str, Any] = {
@@ -54,27 +56,6 @@ _TILE_ALIGN = 4
 # paper network is 49 px (9x9 at full, 3x3 s2, 3x3 s2, 8 x 3x3 at 1/4, two up-convs, 9x9),
 # so with 64 px of context a convolution-only network is reproduced exactly.
 DEFAULT_TILE_CONTEXT = 64
-
-
-class OutputModel(nn.Module):
-    """ReCoNet with only the stylized image as output (what export and inference need)."""
-
-    def __init__(self, model: ReCoNet):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W) -> (B, 3, H, W)
-        return self.model(x).output
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """"auto" -> cuda when available, else cpu; "cuda" without a GPU is an error."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda requested but no CUDA GPU is available (use --device cpu)")
-    return device
 
 
 def _is_oom(error: BaseException) -> bool:
@@ -399,8 +380,6 @@ def _physical_cores() -> int:
 
 def model_to_onnx_bytes(model: ReCoNet, opset: int = 17) -> bytes:
     """Serialize ``model`` to ONNX in memory (dynamic batch, height and width)."""
-    from reconet.inference.export import export_onnx
-
     buffer = io.BytesIO()
     export_onnx(model, buffer, opset=opset)
     return buffer.getvalue()

@@ -42,6 +42,7 @@ __all__ = [
     "MIN_INPUT_SIZE",
     "NORM_LAYERS",
     "PRESETS",
+    "OutputModel",
     "ReCoNet",
     "ReCoNetOutput",
     "ResidualBlock",
@@ -257,6 +258,17 @@ class ReCoNet(nn.Module):
         output = F.pad(output, (0, -pad_w, 0, -pad_h))  # (B, 3, H, W): negative padding crops
         output = output.contiguous()  # NCHW for callers, whatever layout the last layer used
         return ReCoNetOutput(features, output)
+
+
+class OutputModel(nn.Module):
+    """ReCoNet with only the stylized image as output (what export and inference need)."""
+
+    def __init__(self, model: ReCoNet):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W) -> (B, 3, H, W)
+        return self.model(x).output
 
 
 def build_reconet(preset: str = "paper", **overrides: Any) -> ReCoNet:

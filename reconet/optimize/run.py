@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from reconet.devices import resolve_device
 from reconet.image import load_image, tensor_to_uint8
 from reconet.inference.io import (
     Frame,
@@ -63,22 +64,6 @@ class RunSummary:
     kept_work_dir: bool
     size: tuple[int, int]  # (W, H) of the output
     mean_terms: dict[str, float] = field(default_factory=dict)
-
-
-def resolve_device(name: str) -> torch.device:
-    """"auto" -> CUDA if available else CPU; an unavailable CUDA device is a clear error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"unknown device {name!r} (use auto, cpu, cuda or cuda:N)") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {name!r} requested but CUDA is not available here (use --device cpu)")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ValueError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) present")
-    return device
 
 
 def optimize_video(
