@@ -16,9 +16,9 @@ from __future__ import annotations
 import argparse
 import pickle
 import sys
-import warnings
 from pathlib import Path
 
+from reconet.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, one_line, one_line_warnings
 from reconet.evaluation.methods import MethodSpec
 from reconet.flow.estimate import FLOW_METHODS
 from reconet.evaluation.quality import DEFAULT_CONTENT_LAYER, DEFAULT_STYLE_LAYERS
@@ -206,20 +206,9 @@ def _bundled_style(text: str) -> MethodSpec:
     return MethodSpec(name=name, kind="model", path=pretrained_path(style))
 
 
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split()) or type(err).__name__
-    return text
-
-
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    # warnings (skipped pairs, loss-network fallback) as one line each, without source lines
-    print(f"{PROG}: warning: {' '.join(str(message).split())}", file=sys.stderr)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    with warnings.catch_warnings():
-        warnings.showwarning = _show_warning  # restored when the block exits
+    with one_line_warnings(PROG):  # skipped pairs, loss-network fallback
         return _run(args)
 
 
@@ -232,11 +221,11 @@ def _run(args: argparse.Namespace) -> int:
         result = evaluate(_config_from_args(args))
     except (ValueError, OSError, pickle.UnpicklingError) as err:
         # DatasetError, FlowFileError, ModelFileError, EvaluationError are ValueErrors
-        print(f"{PROG}: error: {_one_line(err)}", file=sys.stderr)
-        return 1
+        print(f"{PROG}: error: {one_line(err)}", file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted, nothing written", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     # render everything first, so that a failure cannot leave the JSON without its plots
     plots = render_plots(result.report, result.heatmap) if args.plots is not None else {}
     sys.stdout.write(format_markdown(result.report))
@@ -247,8 +236,8 @@ def _run(args: argparse.Namespace) -> int:
             for path in write_plots(plots, args.plots):
                 print(f"wrote {path}", file=sys.stderr)
     except OSError as err:
-        print(f"{PROG}: error: cannot write output: {_one_line(err)}", file=sys.stderr)
-        return 1
+        print(f"{PROG}: error: cannot write output: {one_line(err)}", file=sys.stderr)
+        return EXIT_ERROR
     return 0
 
 

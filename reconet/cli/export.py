@@ -11,6 +11,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from reconet.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, one_line
+
 PROG = "reconet-export"
 PARITY_TOLERANCE = 1e-4
 # Odd and different from the export example, so dynamic shapes and pad/crop are exercised.
@@ -95,14 +97,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; no output written", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as error:  # one line unless --debug
         if args.debug:
             raise
         known = isinstance(error, (ValueError, OSError, ImportError))
         hint = "" if known else " (run with --debug for the traceback)"
-        print(f"{PROG}: error: {' '.join(str(error).split())}{hint}", file=sys.stderr)
-        return 1
+        print(f"{PROG}: error: {one_line(error)}{hint}", file=sys.stderr)
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from fractions import Fraction
 from pathlib import Path
 
-from reconet.cli.arguments import size_wh
+from reconet.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, one_line, one_line_warnings, size_wh
 from reconet.flow.estimate import FLOW_METHODS
 from reconet.optimize.config import (
     DEFAULT_CONTENT_LAYER,
@@ -116,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
                           f"(default {_DEFAULTS.iterations_warm})")
     opt.add_argument("--tolerance", type=float, default=_DEFAULTS.tolerance, metavar="REL",
                      help="stop a frame early once its loss fell by less than this fraction over "
-                          f"--patience iterations (default {_DEFAULTS.tolerance:g} = use every iteration)")
+                          f"--patience iterations (default {_DEFAULTS.tolerance:g}; 0 = use every iteration)")
     opt.add_argument("--patience", type=int, default=_DEFAULTS.patience, metavar="N",
                      help=f"window of the --tolerance test, in iterations (default {_DEFAULTS.patience})")
     opt.add_argument("--lr", type=float, metavar="LR",
@@ -196,8 +195,7 @@ def config_from_args(args: argparse.Namespace) -> OptimizeConfig:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    with warnings.catch_warnings():
-        warnings.showwarning = _show_warning
+    with one_line_warnings(PROG):
         return _run(args)
 
 
@@ -236,13 +234,13 @@ def _run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; finished frames are kept, run the same command again to resume",
               file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except (ValueError, OSError) as err:
         # MediaError, OutputError, ResumeMismatchError, FlowEstimatorError, ... are ValueErrors.
         if args.debug:
             raise
-        print(f"{PROG}: error: {_one_line(err)}", file=sys.stderr)
-        return 1
+        print(f"{PROG}: error: {one_line(err)}", file=sys.stderr)
+        return EXIT_ERROR
     width, height = summary.size
     print(
         f"{summary.output}: {summary.frames} frames at {width}x{height} ({summary.optimized} optimized, "
@@ -279,17 +277,6 @@ def _duration(seconds: float) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split())
-    if isinstance(err, FileNotFoundError) and err.filename and str(err.filename) not in text:
-        text = f"{err.filename}: {text}"
-    return text or type(err).__name__
-
-
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"{PROG}: warning: {message}", file=sys.stderr)
 
 
 if __name__ == "__main__":

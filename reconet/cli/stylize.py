@@ -19,7 +19,15 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from reconet.cli.arguments import size_wh
+from reconet.cli.common import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    EXIT_USAGE,
+    one_line,
+    one_line_warnings,
+    size_wh,
+)
 
 # Must happen before torch loads OpenMP. Waiting threads that spin (the default) are a disaster
 # when other programs also want the cores: a thread that lost its core holds up every barrier
@@ -173,15 +181,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _show_warning(message: Any, category: type, filename: str, lineno: int, file: Any = None, line: str | None = None) -> None:
-    print(f"{PROG}: warning: {message}", file=sys.stderr)
-
-
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -201,10 +200,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.model = str(pretrained_path(args.style))
         except UnknownStyleError as error:
             print(f"{PROG}: error: {error}", file=sys.stderr)
-            return 2
-    # catch_warnings restores filters and showwarning on return, so calling main() in-process
-    # (tests, notebooks) leaves no trace.
-    with warnings.catch_warnings():
+            return EXIT_USAGE
+    # one_line_warnings restores filters and showwarning on return, so calling main()
+    # in-process (tests, notebooks) leaves no trace; --debug shows warnings as Python does.
+    with one_line_warnings(PROG) if not args.debug else warnings.catch_warnings():
         if not args.debug:
             _quiet_warnings()
         return _run_reporting_errors(args)
@@ -248,7 +247,6 @@ def styles_table() -> str:
 
 
 def _quiet_warnings() -> None:
-    warnings.showwarning = _show_warning
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=UserWarning, module="torch")
@@ -266,17 +264,17 @@ def _run_reporting_errors(args: argparse.Namespace) -> int:
         return _run(args)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; no output written", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except _Terminated:
         print(f"{PROG}: terminated; no output written", file=sys.stderr)
-        return 143
+        return EXIT_TERMINATED
     except Exception as error:  # every failure becomes one line; --debug shows where
         if args.debug:
             raise
         known = _is_user_error(error)
         hint = "" if known else " (run with --debug for the traceback)"
-        print(f"{PROG}: error: {_one_line(error)}{hint}", file=sys.stderr)
-        return 1
+        print(f"{PROG}: error: {one_line(error)}{hint}", file=sys.stderr)
+        return EXIT_ERROR
     finally:
         signal.signal(signal.SIGTERM, previous)
 

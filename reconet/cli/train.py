@@ -22,11 +22,10 @@ from typing import TYPE_CHECKING
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from reconet.cli.common import EXIT_SIGNAL_BASE, EXIT_USAGE
 from reconet.training.config import ConfigError, register_resolvers
 
-EXIT_BAD_CONFIG = 2
-# Stopped by a signal: 128 + its number, as a shell reports it (SIGINT 130, SIGTERM 143).
-EXIT_SIGNAL_BASE = 128
+EXIT_BAD_CONFIG = EXIT_USAGE  # unknown keys, bad values, broken data files: fix and rerun
 
 if TYPE_CHECKING:
     from reconet.training.train import BadSampleError, StoppedBySignal
