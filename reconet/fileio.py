@@ -1,20 +1,29 @@
-"""Writing files so that a reader never sees half of one.
+"""Writing files so that a reader never sees half of one: the package's one write-then-rename.
 
-:func:`atomic_write` writes to a hidden temporary sibling, flushes it to disk and renames it
-over the destination (``os.replace`` is atomic on POSIX and Windows): an interrupted write
-leaves the previous file, or none, never a partial one; the rename is fsynced too. The file gets the permissions an
-ordinary new file gets under the umask (mkstemp alone would make it 0600).
+:func:`atomic_path` hands out a hidden temporary sibling of the destination (same folder, so
+the rename cannot cross file systems; same suffix, so writers that pick the format from the
+name keep working) and renames it over the destination when the block succeeds
+(``os.replace`` is atomic on POSIX and Windows); on any failure the temporary file is removed.
+:func:`atomic_write` does the same for code that writes to a binary handle.
+
+fsync policy: the file is flushed and fsynced before the rename and the folder after it, for
+every file (checkpoints, models, reports, caches alike): an interrupted write or a power cut
+leaves the previous file, or none, never a partial or empty one under the final name. The file
+gets the permissions an ordinary new file gets under the umask (mkstemp alone would make it
+0600). Long outputs written while the user watches (videos, frame folders) use
+:class:`PartialOutput` below, which adds a lock so a later run can clean up after a killed one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -24,24 +33,37 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> Path:
-    """Call ``write(handle)`` on a temporary sibling of ``path``, then rename it to ``path``."""
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary sibling of ``path`` (same suffix) to write; on success it becomes ``path``.
+
+    >>> with atomic_path("out/frame.png") as temp:
+    ...     image.save(temp)                  # doctest: +SKIP
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    temp = Path(name)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
+        yield temp
+        with open(temp, "rb+") as handle:  # data written through any API, by name
             os.fsync(handle.fileno())
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(temp, 0o666 & ~umask)
         os.replace(temp, path)
     except BaseException:
-        Path(temp).unlink(missing_ok=True)
+        temp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> Path:
+    """Call ``write(handle)`` on a temporary sibling of ``path``, then rename it to ``path``."""
+    path = Path(path)
+    with atomic_path(path) as temp, open(temp, "wb") as handle:
+        write(handle)
     return path
 
 

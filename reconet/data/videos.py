@@ -48,6 +48,7 @@ from torch.utils.data import Dataset
 
 from reconet.data.errors import DatasetError
 from reconet.data.sample import make_meta, make_sample
+from reconet.fileio import write_json
 from reconet.flow.estimate import FLOW_METHODS
 from reconet.image import IMAGE_SUFFIXES, uint8_to_tensor
 
@@ -213,16 +214,8 @@ def _cache_is_valid(folder: Path, source: Path, settings: CacheSettings) -> bool
     if stat["size"] != recorded.get("size") or _content_hash(source) != recorded.get("sha256"):
         return False
     manifest["source"].update(stat)  # same bytes, new mtime (copied or touched): keep the cache
-    _write_json(folder / "manifest.json", manifest)
+    write_json(folder / "manifest.json", manifest)
     return True
-
-
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(payload, handle, indent=2)
-    os.chmod(temp, 0o644)
-    os.replace(temp, path)
 
 
 def _progress(total: int | None, desc: str, enabled: bool) -> Any:
@@ -318,7 +311,7 @@ def build_cache(
                 "width": width,
                 "estimator": estimator,
             }
-            _write_json(building / "manifest.json", manifest)
+            write_json(building / "manifest.json", manifest)
             # Swap in atomically: the old cache (if any) is moved aside first, then deleted.
             old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
             if folder.exists():

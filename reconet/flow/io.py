@@ -7,12 +7,12 @@ A malformed file raises :class:`FlowFileError` naming the file and the problem.
 
 from __future__ import annotations
 
-import os
 import re
-import uuid
 from pathlib import Path
 
 import numpy as np
+
+from reconet.fileio import atomic_write
 
 FLO_MAGIC = 202021.25  # bytes "PIEH" read as little-endian float32
 _FLO_HEADER_BYTES = 12
@@ -67,7 +67,7 @@ def write_flo(path: str | Path, flow: np.ndarray) -> None:
         + np.array([width, height], "<i4").tobytes()
         + np.ascontiguousarray(flow, dtype="<f4").tobytes()
     )
-    _atomic_write(Path(path), payload)
+    atomic_write(path, lambda handle: handle.write(payload))
 
 
 def read_pfm(path: str | Path) -> np.ndarray:
@@ -113,7 +113,8 @@ def write_pfm(path: str | Path, array: np.ndarray) -> None:
         raise ValueError(f"expected (H, W), (H, W, 2) or (H, W, 3), got {tuple(array.shape)}")
     kind = b"PF" if array.ndim == 3 else b"Pf"
     header = kind + b"\n%d %d\n-1.0\n" % (array.shape[1], array.shape[0])
-    _atomic_write(Path(path), header + np.ascontiguousarray(np.flipud(array), "<f4").tobytes())
+    payload = header + np.ascontiguousarray(np.flipud(array), "<f4").tobytes()
+    atomic_write(path, lambda handle: handle.write(payload))
 
 
 def flow_size(path: str | Path) -> tuple[int, int]:
@@ -165,21 +166,3 @@ def _check_finite(path: Path, flow: np.ndarray) -> np.ndarray:
     if bad.any():
         raise FlowFileError(f"{path}: {int(bad.sum())} non-finite flow values (NaN or inf)")
     return flow
-
-
-def _atomic_write(path: Path, payload: bytes) -> None:
-    """Write to a unique temporary file next to ``path``, then rename it into place.
-
-    A unique name (not a fixed ``.name.tmp``) keeps two processes caching the same flow from
-    interleaving their bytes; ``os.open`` with mode 0o666 gives the usual umask permissions
-    (``mkstemp`` would create 0600 files). The temporary file is removed if writing fails.
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

@@ -34,7 +34,6 @@ import importlib.resources
 import os
 import pickle
 import struct
-import tempfile
 import urllib.error
 import urllib.request
 import warnings
@@ -44,6 +43,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
+
+from reconet.fileio import atomic_write
 
 __all__ = [
     "DEFAULT_LAYERS",
@@ -323,21 +324,17 @@ def _download(url: str, destination: Path, timeout: float = DOWNLOAD_TIMEOUT_SEC
     packets fails after ``timeout`` seconds instead of hanging. Raises OSError on any failure.
     """
     expected_prefix = destination.stem.rsplit("-", 1)[-1]
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".part")
-    try:
-        digest = hashlib.sha256()
-        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+    digest = hashlib.sha256()
+
+    def download(out) -> None:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
             while chunk := response.read(1 << 20):
                 digest.update(chunk)
                 out.write(chunk)
         if not digest.hexdigest().startswith(expected_prefix):
             raise OSError(f"{url}: downloaded file's sha256 {digest.hexdigest()[:12]} does not start with {expected_prefix}")
-        os.chmod(temp_name, 0o644)  # mkstemp creates the file private (0600)
-        os.replace(temp_name, destination)
-    finally:
-        if os.path.exists(temp_name):
-            os.unlink(temp_name)
+
+    atomic_write(destination, download)
 
 
 def _vgg16_auto(download: bool) -> tuple[dict[str, torch.Tensor], str]:

@@ -19,14 +19,13 @@ continues from exactly the image the uninterrupted run would have used.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from reconet.fileio import atomic_path, write_json
 from reconet.image import load_image, save_image
 
 MANIFEST = "manifest.json"
@@ -89,7 +88,7 @@ class PartsDir:
         self.frames_dir.mkdir(exist_ok=True)
         if not manifest_path.is_file():
             manifest = {"format": FORMAT, "version": VERSION, "fingerprint": fingerprint}
-            _atomic_write_text(manifest_path, json.dumps(manifest, indent=2))
+            write_json(manifest_path, manifest)
         return len(self.finished())
 
     def clear(self) -> None:
@@ -119,27 +118,9 @@ class PartsDir:
     def save(self, index: int, image: torch.Tensor) -> Path:
         """Write frame ``index`` ((3, H, W) in [0, 1]) under a temporary name, then rename."""
         path = self.frame_path(index)
-        self.frames_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=self.frames_dir)
-        os.close(fd)
-        try:
-            save_image(tmp, image)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as temp:
+            save_image(temp, image)
         return path
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _differences(old: Any, new: dict[str, Any], prefix: str = "") -> list[str]:

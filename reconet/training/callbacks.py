@@ -22,6 +22,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
 
 from reconet.evaluation.temporal import temporal_error_map
+from reconet.fileio import atomic_path
 from reconet.image import save_image
 from reconet.resources import asset_path
 
@@ -386,10 +387,5 @@ def stylize_clip(network: torch.nn.Module, source: Path, destination: Path) -> P
 
 
 def _save_image_atomic(path: Path, image: torch.Tensor) -> None:
-    """save_image to a temporary sibling (same suffix, so the format is kept), then rename."""
-    temp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    try:
+    with atomic_path(path) as temp:  # same suffix: the format is kept
         save_image(temp, image)
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)

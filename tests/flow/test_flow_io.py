@@ -33,7 +33,7 @@ def test_write_flo_byte_layout(tmp_path: Path) -> None:
     assert len(data) == 12 + 8 * 3 * 2
     # row-major, u and v interleaved: the value after (u, v) of pixel (0, 0) is u of (0, 1)
     assert struct.unpack("<6f", data[12:36]) == (0.0, 1.0, 2.0, 3.0, 4.0, 5.0)
-    assert not list(tmp_path.glob(".*.tmp")), "temporary file left behind"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.flo"], "temporary file left behind"
 
 
 def test_read_flo_hand_written(tmp_path: Path) -> None:
@@ -210,7 +210,7 @@ def test_writes_are_atomic_and_world_readable(tmp_path: Path) -> None:
 
 
 def test_failed_write_keeps_old_file_and_leaves_no_temporary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import reconet.flow.io as flow_io
+    import reconet.fileio as fileio  # the package's one write-then-rename
 
     path = tmp_path / "keep.flo"
     write_flo(path, np.ones((2, 2, 2), np.float32))
@@ -218,7 +218,7 @@ def test_failed_write_keeps_old_file_and_leaves_no_temporary(tmp_path: Path, mon
     def failing_replace(src: object, dst: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(flow_io.os, "replace", failing_replace)
+    monkeypatch.setattr(fileio.os, "replace", failing_replace)
     with pytest.raises(OSError, match="disk full"):
         write_flo(path, np.zeros((3, 3, 2), np.float32))
     assert [p.name for p in tmp_path.iterdir()] == ["keep.flo"]

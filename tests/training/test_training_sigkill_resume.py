@@ -39,7 +39,7 @@ def reached_step(run_dir: Path) -> int:
 
 
 def partial_write_leftovers(run_dir: Path) -> list[Path]:
-    """Temporary siblings of an interrupted atomic write (``.<name>.<random>.tmp``, reconet.fileio)."""
+    """Temporary siblings of an interrupted atomic write (``.<stem>.<random>.tmp<suffix>``, reconet.fileio)."""
     return sorted(p for p in run_dir.rglob(".*") if p.is_file() and ".tmp" in p.name)
 
 
