@@ -160,7 +160,7 @@ def presets_section(
 
 def end_to_end_section(clip: Path, runner: TorchStylizer, size: tuple[int, int], frames: int, preset: str) -> None:
     from reconet.image import uint8_to_tensor
-    from reconet.inference import io as media
+    import reconet.media as media
     from reconet.inference.pipeline import run
 
     width, height = size

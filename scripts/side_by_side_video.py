@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from reconet.image import tensor_to_uint8, uint8_to_tensor
-from reconet.inference.io import Frame, SizeSpec, VideoWriter, open_frames
+from reconet.media import Frame, SizeSpec, VideoWriter, open_frames
 from reconet.models.artifact import load_stylizer
 from reconet.models.pretrained import resolve_model
 

@@ -44,7 +44,7 @@ def one_line_warnings(prog: str) -> Iterator[None]:
 
 def size_wh(text: str) -> tuple[int, int]:
     """``"640x360"`` -> (640, 360): width first, as the option is written."""
-    from reconet.inference.io import parse_size  # imports torch and PyAV
+    from reconet.media import parse_size  # imports torch and PyAV
 
     try:
         return parse_size(text)

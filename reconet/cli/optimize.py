@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from reconet.inference.io import SizeSpec
+    from reconet.media import SizeSpec
     from reconet.optimize.run import optimize_video
 
     try:

@@ -286,7 +286,7 @@ def _is_user_error(error: BaseException) -> bool:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from reconet.inference import io as media
+    import reconet.media as media
     from reconet.inference import pipeline
     from reconet.inference.stylizer import load
 

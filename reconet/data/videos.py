@@ -2,7 +2,7 @@
 
 Real video has no ground-truth flow, so it is estimated once per video and cached:
 
-1. decode every frame (PyAV through :func:`reconet.inference.io.open_frames`; a folder of
+1. decode every frame (PyAV through :func:`reconet.media.open_frames`; a folder of
    image files is read as one frame sequence), shrunk so the shorter side is ``short_side``;
 2. for each pair (t, t + frame_step) estimate the forward flow t -> t+step AND the backward
    flow t+step -> t (:func:`reconet.flow.estimate.estimate_flows`: torchvision RAFT when its
@@ -51,16 +51,11 @@ from reconet.data.sample import make_meta, make_sample
 from reconet.fileio import write_json
 from reconet.flow.estimate import FLOW_METHODS
 from reconet.image import IMAGE_SUFFIXES, uint8_to_tensor
+from reconet.media import VIDEO_SUFFIXES, SizeSpec, open_frames
 
 CACHE_VERSION = 1
 SPLITS = ("train", "val", "all")
 DATASET_NAME = "videos"
-
-
-def _video_suffixes() -> tuple[str, ...]:
-    from reconet.inference.io import VIDEO_SUFFIXES
-
-    return tuple(VIDEO_SUFFIXES)
 
 
 def find_videos(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
@@ -74,7 +69,7 @@ def find_videos(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-    suffixes = _video_suffixes()
+    suffixes = VIDEO_SUFFIXES
     sources: list[Path] = []
     for entry in paths:
         path = Path(entry).expanduser()
@@ -226,7 +221,6 @@ def _progress(total: int | None, desc: str, enabled: bool) -> Any:
 
 def _decode(source: Path, folder: Path, settings: CacheSettings, progress: bool) -> tuple[int, int, int]:
     """Decode ``source`` into ``folder/frames.u8``; returns (N, H, W)."""
-    from reconet.inference.io import SizeSpec, open_frames
 
     with open_frames(source) as probe:
         width, height = _target_size(*probe.source_size, settings.short_side)

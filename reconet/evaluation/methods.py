@@ -24,6 +24,7 @@ import torch
 
 from reconet.evaluation.sources import EvalPair, EvaluationError, resize_frame
 from reconet.image import IMAGE_SUFFIXES, load_image
+from reconet.media import list_image_files
 
 INPUT_NAME = "input"
 
@@ -147,7 +148,6 @@ class FramesMethod:
         folder = self.path / pair.scene if (self.path / pair.scene).is_dir() else self.path
         files = self._listings.get(folder)
         if files is None:
-            from reconet.inference.io import list_image_files
 
             files = self._listings[folder] = list_image_files(folder)
         if index >= len(files):

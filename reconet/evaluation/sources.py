@@ -14,6 +14,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from reconet.media import open_frames
+
 
 class EvaluationError(ValueError):
     """A bad evaluation input (missing data, no pairs, size mismatch, unusable model or frames)."""
@@ -161,7 +163,6 @@ class VideoPairSource:
         max_frames: int | None = None,
     ) -> None:
         from reconet.flow import build_flow_estimator
-        from reconet.inference.io import open_frames
 
         if not videos:
             raise EvaluationError("no video given")

@@ -4,7 +4,7 @@ only, write them back (video with its frame rate, duration and audio; image; fol
 Only :mod:`reconet.models` (network + artifact loader) is used: no loss network, no Lightning.
 """
 
-from reconet.inference.io import (
+from reconet.media import (
     Frame,
     FrameSource,
     FrameWriter,

@@ -22,7 +22,7 @@ from typing import BinaryIO
 
 import torch
 
-from reconet.inference.io import check_destination, commit_file
+from reconet.media import check_destination, commit_file
 from reconet.models.reconet import OutputModel, ReCoNet
 
 FORMATS = ("onnx", "torchscript")

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from reconet.image import tensor_to_uint8, uint8_to_tensor
-from reconet.inference.io import Frame, FrameSource, FrameWriter, MediaError, VideoWriter
+from reconet.media import Frame, FrameSource, FrameWriter, MediaError, VideoWriter
 from reconet.inference.stylizer import Stylizer
 
 _END = object()

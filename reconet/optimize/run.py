@@ -1,13 +1,13 @@
 """End-to-end job behind ``reconet-optimize``: read, stylize frame by frame (resumable), write.
 
-1. The input is opened with the shared reader (:func:`reconet.inference.io.open_frames`:
+1. The input is opened with the shared reader (:func:`reconet.media.open_frames`:
    videos, image files, frame folders) and resized as asked; the destination is checked
-   before any work (:func:`reconet.inference.io.check_destination`).
+   before any work (:func:`reconet.media.check_destination`).
 2. Every finished frame goes to the work directory ``OUTPUT.parts/`` (see
    :mod:`reconet.optimize.parts`); an interrupted run started again with the same settings
    continues after the last finished frame.
 3. When all frames are done, the input is read once more for its frame timestamps and the
-   stylized frames are written through the shared writer (:func:`reconet.inference.io.open_writer`:
+   stylized frames are written through the shared writer (:func:`reconet.media.open_writer`:
    same frame rate and timing, the source's audio track, temporary name renamed on success),
    then the work directory is deleted (unless asked to keep it).
 """
@@ -24,7 +24,7 @@ import torch
 
 from reconet.devices import resolve_device
 from reconet.image import load_image, tensor_to_uint8
-from reconet.inference.io import (
+from reconet.media import (
     Frame,
     MediaError,
     SizeSpec,

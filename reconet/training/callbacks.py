@@ -24,6 +24,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from reconet.evaluation.temporal import temporal_error_map
 from reconet.fileio import atomic_path
 from reconet.image import save_image
+from reconet.media import Frame, open_frames, open_writer
 from reconet.resources import asset_path
 
 # Heat-map scale: the colour map saturates at this RMS difference (in [0, 1] RGB units)
@@ -370,7 +371,6 @@ class SampleExport(Callback):
 def stylize_clip(network: torch.nn.Module, source: Path, destination: Path) -> Path:
     """Stylize every frame of a short clip with ``network`` and write it (atomically) as a video."""
     from reconet.image import tensor_to_uint8, uint8_to_tensor
-    from reconet.inference.io import Frame, open_frames, open_writer
 
     device = next(network.parameters()).device
     was_training = network.training

