@@ -42,7 +42,7 @@ def parse_variant(text: str) -> tuple[str, dict]:
         key, _, raw = item.partition("=")
         field = OptimizeConfig.__dataclass_fields__[key]
         kind = str(field.type)
-        if raw.lower() == "none":
+        if raw.lower() == "none" and "None" in kind:  # optional settings; "none" is a choice elsewhere
             values[key] = None
         elif "int" in kind and "float" not in kind:
             values[key] = int(raw)

@@ -62,9 +62,10 @@ class OptimizeConfig:
         warm_start: start frame t from the stylized frame t-1 warped onto frame t. False starts
             every frame like frame 1.
         occlusion_fill: what the warm start puts where the mask excludes the warped frame
-            (occluded, inconsistent, out of frame): "content" (the content frame) or "warped"
-            (the warped frame everywhere, as Ruder et al. initialize; the mask then only weights
-            the temporal terms).
+            (occluded, inconsistent, out of frame): "warped" (default: the warped frame
+            everywhere, as Ruder et al. initialize; the mask then only weights the temporal
+            terms) or "content" (the content frame, restylized from scratch there; on fast
+            motion 40 iterations leave it as high-frequency noise, docs/optimize.md).
         flow_agreement: > 0 also estimates the flow with OpenCV Farnebäck and drops pixels where
             the two flows differ by more than this many pixels from the mask
             (:func:`reconet.flow.occlusion.agreement_mask`); 0 = forward-backward test only.
@@ -73,7 +74,9 @@ class OptimizeConfig:
             al.) or "strong_wolfe" (torch's line search; the iteration counts then budget loss
             evaluations; :mod:`reconet.optimize.solver`).
         tolerance: stop a frame early when its loss improved by less than this fraction over
-            the last ``patience`` iterations (0 = always spend the whole budget).
+            the last ``patience`` iterations (0 = always spend the whole budget). The default
+            0.002 stops slow-motion warm frames after 25-29 of 40 iterations at the same
+            temporal error and uses every iteration on fast motion (docs/optimize.md).
         patience: the window, in iterations, of that test.
         iterations: iterations for frames started from scratch (frame 1); with a tolerance, the
             most a frame may use.
@@ -102,11 +105,11 @@ class OptimizeConfig:
     temporal_feature_layers: tuple[str, ...] = DEFAULT_TEMPORAL_FEATURE_LAYERS
     first_init: str = "content"
     warm_start: bool = True
-    occlusion_fill: str = "content"
+    occlusion_fill: str = "warped"
     flow_agreement: float = 0.0
     optimizer: str = "lbfgs"
     line_search: str = "none"
-    tolerance: float = 0.0
+    tolerance: float = 0.002
     patience: int = 5
     iterations: int = 300
     iterations_warm: int = 100

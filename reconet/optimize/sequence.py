@@ -9,10 +9,12 @@ For frame t = 0, 1, ...:
    ``warp(s_{t-1}, back)`` then brings the previous stylized frame onto frame t's grid
    (:func:`reconet.flow.warp.warp` samples its input at p + back(p)). The start image is
 
-       x0 = M * warp(s_{t-1}, back) + (1 - M) * c_t,
+       x0 = warp(s_{t-1}, back)                       (occlusion_fill "warped", default)
+       x0 = M * warp(s_{t-1}, back) + (1 - M) * c_t   (occlusion_fill "content")
 
-   occluded, inconsistent and out-of-frame pixels coming from the content frame c_t. A negated
-   forward flow t-1 -> t is never used in place of ``back``: it lives on frame t-1's grid.
+   the second taking occluded, inconsistent and out-of-frame pixels from the content frame c_t.
+   A negated forward flow t-1 -> t is never used in place of ``back``: it lives on frame t-1's
+   grid. With ``flow_agreement`` the mask also requires a second estimator's agreement.
 3. The objective of :class:`reconet.optimize.objective.GatysObjective` (content, style, TV and
    the temporal terms against the same warped frame and mask) is minimized for ``iterations``
    (frame 0) or ``iterations_warm`` (warm-started frames) iterations.
