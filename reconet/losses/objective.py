@@ -19,6 +19,7 @@ from torch import nn
 
 from reconet.losses.perceptual import content_loss, gram_matrix, style_loss, total_variation
 from reconet.losses.temporal import feature_temporal_loss, output_temporal_loss
+from reconet.resources import config_defaults
 
 # Layer names exist in both VGG-16 and VGG-19 (relu{block}_{conv}), so the defaults work with
 # either network. Content at relu3_3 and style at relu1_2 … relu4_3 as in the ReCoNet paper.
@@ -34,12 +35,11 @@ DEFAULT_STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 # 7 % of the total. beta/alpha = 1 stylizes clearly while keeping the content (checked by
 # optimizing an image directly). With torchvision's VGG-16 (ImageNet mean/std input) the
 # features are far smaller and these weights must be re-measured.
-DEFAULT_WEIGHTS = {
-    "alpha": 1e-5,  # content
-    "beta": 1e-5,  # style
-    "gamma": 5.0,  # total variation
-    "lambda_f": 1.0,  # feature temporal
-    "lambda_o": 300.0,  # output temporal
+# alpha (content), beta (style), gamma (total variation), lambda_f (feature temporal), lambda_o
+# (output temporal) as measured for the bundled VGG-19: read from reconet/conf/loss/vgg16.yaml
+# (loss.weights.vgg19), the one place they are written.
+DEFAULT_WEIGHTS: dict[str, float] = {
+    name: float(value) for name, value in config_defaults("loss")["vgg16"]["weights"]["vgg19"].items()
 }
 
 LOSS_TERMS = ("content", "style", "tv", "temporal_feature", "temporal_output")

@@ -38,6 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reconet.resources import config_defaults
+
 __all__ = [
     "MIN_INPUT_SIZE",
     "NORM_LAYERS",
@@ -83,13 +85,18 @@ NORM_LAYERS: dict[str, Callable[[int], nn.Module]] = {
     "none": _no_norm,
 }
 
-PRESETS: dict[str, dict[str, Any]] = {
-    # The paper's figure: 48/96/192 with 4 residual blocks (~3.10 M parameters).
-    "paper": {"channels": (48, 96, 192), "num_residual_blocks": 4},
-    # Narrower widths seen in public code, for faster training / inference.
-    "small": {"channels": (32, 64, 128), "num_residual_blocks": 5},
-    "tiny": {"channels": (24, 48, 96), "num_residual_blocks": 3},
-}
+def _presets() -> dict[str, dict[str, Any]]:
+    """The presets written in ``reconet/conf/model/*.yaml`` (paper 48/96/192 with 4 residual
+    blocks, small 32/64/128 with 5, tiny 24/48/96 with 3): the configs are their one source."""
+    presets = {}
+    for name, option in config_defaults("model").items():
+        settings = {key: option[key] for key in ("channels", "num_residual_blocks", "norm") if key in option}
+        settings["channels"] = tuple(settings["channels"])
+        presets[name] = settings
+    return presets
+
+
+PRESETS: dict[str, dict[str, Any]] = _presets()
 
 
 class ReCoNetOutput(NamedTuple):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -218,3 +219,18 @@ def test_every_parameter_receives_a_gradient() -> None:
     (result.output.mean() + result.features.mean()).backward()
     missing = [name for name, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
     assert missing == []
+
+
+def test_presets_are_the_model_configs():
+    """One source: reconet.models.PRESETS is read from reconet/conf/model/*.yaml."""
+    import yaml
+
+    folder = Path(__file__).resolve().parents[2] / "reconet" / "conf" / "model"
+    configs = {path.stem: yaml.safe_load(path.read_text()) for path in folder.glob("*.yaml")}
+    assert set(PRESETS) == set(configs) == {"paper", "small", "tiny"}
+    for name, config in configs.items():
+        model = build_reconet(name)
+        assert model.config["channels"] == list(config["channels"])
+        assert model.config["num_residual_blocks"] == config["num_residual_blocks"]
+    # the paper's network has ~3.1 M parameters (docs/training.md)
+    assert 3.0e6 < sum(p.numel() for p in build_reconet("paper").parameters()) < 3.2e6
