@@ -21,6 +21,46 @@ import torch
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
+# -- the real training config, composed and shrunk -------------------------------------------
+
+
+def compose_train(*overrides: str):
+    """reconet/conf/train.yaml with Hydra ``overrides``, composed as reconet-train composes it."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    from reconet.training.config import register_resolvers
+
+    register_resolvers()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module("reconet.conf", version_base="1.3"):
+            return compose("train", overrides=list(overrides))
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def shrunk_training(*overrides: str, size: int = 64, trainer: str = "cpu", workers: int = 0) -> list[str]:
+    """Overrides that shrink the real training config for a test, the one definition for every
+    training test (in process and through the command line): the tiny network, a random loss
+    network, ``size`` x ``size`` frames and style, no workers, a quiet trainer without an epoch
+    limit, no sample clip. ``overrides`` come last and may change any of it."""
+    return [
+        "model=tiny",
+        f"trainer={trainer}",
+        "loss.network.weights=random",
+        f"loss.style_size={size}",
+        f"data.size=[{size},{size}]",
+        f"data.num_workers={workers}",
+        "data.val_pairs=2",
+        "trainer.max_epochs=-1",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+        "callbacks.samples.clip=null",
+        *overrides,
+    ]
+
+
 def _sample_data_root() -> Path:
     env = os.environ.get("RECONET_SAMPLE_DATA")
     return Path(env) if env else PROJECT_ROOT.parent / "shared" / "data"

@@ -10,8 +10,7 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_module
-from hydra.core.global_hydra import GlobalHydra
+from conftest import compose_train, shrunk_training
 from omegaconf import OmegaConf
 
 from reconet.image import load_image
@@ -25,31 +24,12 @@ CONF = resources.files("reconet.conf")
 NOT_SHIPPABLE = {"la_muse", "rain_princess", "rain_princess_cropped", "feathers", "autoportrait", "composition_reconet"}
 
 
-def compose_train(*overrides: str):
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_module("reconet.conf", version_base="1.3"):
-            return compose("train", overrides=list(overrides))
-    finally:
-        GlobalHydra.instance().clear()
-
-
 def options(group: str) -> list[str]:
     return sorted(p.name[:-5] for p in (CONF / group).iterdir() if p.name.endswith(".yaml"))
 
 
 def fast(tmp_path: Path, *overrides: str) -> list[str]:
-    """Shrink the real config for a test: tiny network, random loss network, 64x64, CPU."""
-    return [
-        f"output_dir={tmp_path}",
-        "model=tiny",
-        "trainer=cpu",
-        "loss.network.weights=random",
-        "loss.style_size=64",
-        "data.size=[64,64]",
-        "data.num_workers=0",
-        *overrides,
-    ]
+    return shrunk_training(f"output_dir={tmp_path}", *overrides)
 
 
 def test_defaults_are_the_paper_gpu_recipe_on_the_bundled_photos():

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import torch
+from conftest import shrunk_training
 
 
 def test_ddp_two_cpu_processes(tmp_path):
@@ -15,23 +16,17 @@ def test_ddp_two_cpu_processes(tmp_path):
         sys.executable,
         "-m",
         "reconet.cli.train",
-        f"hydra.run.dir={run_dir}",
-        "trainer=ddp",
-        "trainer.accelerator=cpu",
-        "trainer.devices=2",
-        "trainer.max_steps=2",
-        "trainer.max_epochs=-1",
-        "trainer.val_check_interval=2",
-        "trainer.enable_progress_bar=false",
-        "trainer.enable_model_summary=false",
-        "model=tiny",
-        "loss.network.weights=random",
-        "loss.style_size=32",
-        "data.size=[32,32]",
-        "data.num_workers=0",
-        "data.val_pairs=2",
-        "data.val_batch_size=1",
-        "logger=csv",
+        *shrunk_training(
+            f"hydra.run.dir={run_dir}",
+            "trainer.accelerator=cpu",
+            "trainer.devices=2",
+            "trainer.max_steps=2",
+            "trainer.val_check_interval=2",
+            "data.val_batch_size=1",
+            "logger=csv",
+            size=32,
+            trainer="ddp",
+        ),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "1"}
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)

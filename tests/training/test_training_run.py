@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_module
-from hydra.core.global_hydra import GlobalHydra
+from conftest import compose_train, shrunk_training
 from omegaconf import OmegaConf
 
 from reconet.evaluation.temporal import temporal_error
@@ -30,32 +29,8 @@ LOSS_TAGS = ("train/content", "train/style", "train/tv", "train/temporal_feature
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def compose_train(*overrides: str):
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_module("reconet.conf", version_base="1.3"):
-            return compose("train", overrides=list(overrides))
-    finally:
-        GlobalHydra.instance().clear()
-
-
 def small(tmp_path: Path, *overrides: str):
-    """The real config, shrunk: tiny network, random VGG-16, 64x64 frames, CPU, no workers."""
-    return compose_train(
-        f"output_dir={tmp_path}",
-        "model=tiny",
-        "trainer=cpu",
-        "loss.network.weights=random",
-        "loss.style_size=64",
-        "data.size=[64,64]",
-        "data.num_workers=0",
-        "data.val_pairs=2",
-        "trainer.enable_progress_bar=false",
-        "trainer.enable_model_summary=false",
-        "trainer.max_epochs=-1",
-        "callbacks.samples.clip=null",
-        *overrides,
-    )
+    return compose_train(*shrunk_training(f"output_dir={tmp_path}", *overrides))
 
 
 def read_csv_metrics(path: Path) -> list[dict[str, str]]:
