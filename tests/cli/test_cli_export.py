@@ -12,7 +12,7 @@ from reconet.cli.stylize import main as stylize_main
 from reconet.models import build_reconet, load_stylizer, save_artifact
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]  # end to end
 
 
 @pytest.fixture(scope="module")

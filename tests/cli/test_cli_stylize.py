@@ -27,7 +27,7 @@ from reconet.models import build_reconet, save_artifact
 NTSC = Fraction(30000, 1001)
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]  # end to end
 
 
 @pytest.fixture(scope="session")

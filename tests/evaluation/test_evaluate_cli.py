@@ -19,6 +19,8 @@ from reconet.cli.evaluate import main
 from reconet.flow.io import write_flo
 from reconet.image import save_image
 
+pytestmark = pytest.mark.slow  # end to end: real commands, subprocesses or whole runs
+
 # ----------------------------------------------------------------------------- helpers
 
 SHIFT = (2, 1)  # (dx, dy) integer motion of the synthetic scenes

@@ -81,6 +81,7 @@ def test_a_failing_compiler_falls_back_with_a_warning(tiny: torch.nn.Module, mon
     assert not runner.info.compiled
 
 
+@pytest.mark.slow  # torch.compile: ~30 s
 def test_real_compile_of_the_tuned_network(tiny: torch.nn.Module) -> None:
     """inductor keeps the NNPACK custom op as an external kernel and fuses the rest."""
     runner = st.TorchStylizer(tiny, device="cpu", compile=True)

@@ -74,6 +74,7 @@ def test_every_bundled_model_loads_strictly_and_stylizes_a_real_frame(name, real
     assert float(content_structure(styled[None], real_frame[None])[0]) > STRUCTURE_FLOOR
 
 
+@pytest.mark.slow  # tunes kernels for a real frame
 def test_load_stylizer_by_name_gives_a_ready_stylizer(real_frame):
     stylizer = reconet.load_stylizer("candy", device="cpu")
     styled = stylizer(real_frame[None])
@@ -93,6 +94,7 @@ def test_names_and_paths_resolve_and_an_unknown_name_lists_the_styles(tmp_path):
         resolve_model("vangogh")
 
 
+@pytest.mark.slow  # the whole command on a real clip
 def test_stylize_with_a_bundled_style_end_to_end(tmp_path, sintel_root, capsys):
     source = sintel_root / "training" / "final" / "alley_1" / "frame_0001.png"
     output = tmp_path / "styled.png"

@@ -16,6 +16,8 @@ from PIL import Image
 
 from reconet.cli.optimize import main
 
+pytestmark = pytest.mark.slow  # end to end: real commands, subprocesses or whole runs
+
 SEQUENCE = "sequences/sintel_alley_1_clean_frames_0016-0025"
 # Cheap settings: a random VGG-19 cut at relu3_1, a couple of iterations, tiny frames.
 FAST = [

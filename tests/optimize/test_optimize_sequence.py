@@ -188,6 +188,7 @@ def test_temporal_loss_lowers_the_temporal_error_on_a_moving_texture(random_vgg,
     assert errors["on"] < 0.7 * errors["off"], errors
 
 
+@pytest.mark.slow  # the real VGG-19 at a converged budget: about a minute
 def test_temporal_loss_lowers_the_temporal_error_on_sintel_with_the_real_vgg19(sample_data, dis, styles_dir, one_thread):
     """Real frames, the bundled VGG-19 and the default weights: the temporal terms must pay off.
 

@@ -28,6 +28,8 @@ from PIL import Image
 
 from reconet.flow.io import write_flo
 
+pytestmark = pytest.mark.slow  # end to end: real commands, subprocesses or whole runs
+
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
 ENV.pop("HYDRA_FULL_ERROR", None)

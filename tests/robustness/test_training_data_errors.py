@@ -7,6 +7,8 @@ resume command, exit status 2, and the last checkpoint written before stays inta
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import re
 import subprocess
@@ -16,6 +18,8 @@ from pathlib import Path
 
 import torch
 from conftest import copy_small_sintel
+
+pytestmark = pytest.mark.slow  # end to end: real commands, subprocesses or whole runs
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 ENV.pop("HYDRA_FULL_ERROR", None)

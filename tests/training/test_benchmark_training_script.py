@@ -8,6 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # end to end: real commands, subprocesses or whole runs
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

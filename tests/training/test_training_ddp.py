@@ -6,8 +6,11 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 from conftest import shrunk_training
+
+pytestmark = pytest.mark.slow  # end to end: real commands, subprocesses or whole runs
 
 
 def test_ddp_two_cpu_processes(tmp_path):

@@ -26,7 +26,7 @@ register_resolvers()
 LOSS_TAGS = ("train/content", "train/style", "train/tv", "train/temporal_feature", "train/temporal_output", "train/total")
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]  # end to end
 
 
 def small(tmp_path: Path, *overrides: str):

@@ -20,7 +20,7 @@ import torch
 # the neighbouring signal tests' tiny CLI configuration and helpers (pytest puts this folder on sys.path)
 from test_training_stop_and_resume import COMMON, ENV, logged_steps, optimizer_steps, train_command
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]  # end to end
 
 TOTAL_STEPS = 12
 CHECKPOINT_INTERVAL = 4  # trainer.val_check_interval: validation, then best + last checkpoints

@@ -21,6 +21,8 @@ import torch
 
 from reconet.training.checks import completed_epochs
 
+pytestmark = pytest.mark.slow  # end to end: real commands, subprocesses or whole runs
+
 COMMON = [
     "model=tiny",
     "loss.network.weights=random",
