@@ -165,7 +165,7 @@ def end_to_end_section(clip: Path, runner: TorchStylizer, size: tuple[int, int],
 
     width, height = size
     line(f"3. End to end: {clip.name} -> mp4 at {width}x{height}, {frames} frames, {preset} preset")
-    with media.open_frames(clip, size=media.SizeSpec(size=size), max_frames=frames) as source:
+    with media.open_frames(clip, size=media.SizeSpec(size_wh=size), max_frames=frames) as source:
         decoded = [uint8_to_tensor(frame.image)[None].contiguous() for frame in source.frames()]
 
     def model_only() -> float:
@@ -177,7 +177,7 @@ def end_to_end_section(clip: Path, runner: TorchStylizer, size: tuple[int, int],
 
     def end_to_end() -> float:
         with tempfile.TemporaryDirectory() as folder:
-            with media.open_frames(clip, size=media.SizeSpec(size=size), max_frames=frames) as source:
+            with media.open_frames(clip, size=media.SizeSpec(size_wh=size), max_frames=frames) as source:
                 start = time.perf_counter()
                 with media.open_writer(Path(folder) / "out.mp4", source) as writer:
                     stats = run(source, runner, writer, progress=False)

@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         models.append((name or model, network))
     with open_frames(args.video, max_frames=args.max_frames) as probe:
         width = max(2, round(probe.size[0] * args.height / probe.size[1] / 2) * 2)
-    size = SizeSpec(size=(width, args.height))
+    size = SizeSpec(size_wh=(width, args.height))
     with open_frames(args.video, size=size, max_frames=args.max_frames) as frames:
         row_size = (width * (1 + len(models)), args.height)
         with VideoWriter(args.output, size=row_size, fps=frames.fps, overwrite=args.overwrite) as writer:

@@ -44,9 +44,9 @@ def one_line_warnings(prog: str) -> Iterator[None]:
 
 def size_wh(text: str) -> tuple[int, int]:
     """``"640x360"`` -> (640, 360): width first, as the option is written."""
-    from reconet.media import parse_size  # imports torch and PyAV
+    from reconet.media import parse_size_wh  # imports torch and PyAV
 
     try:
-        return parse_size(text)
+        return parse_size_wh(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None

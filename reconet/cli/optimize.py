@@ -206,7 +206,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(args)
         if args.size is not None:
-            size = SizeSpec(size=args.size)
+            size = SizeSpec(size_wh=args.size)
         elif args.scale is not None:
             size = SizeSpec(scale=args.scale)
         elif args.max_side:

@@ -290,7 +290,7 @@ def _run(args: argparse.Namespace) -> int:
     from reconet.inference import pipeline
     from reconet.inference.stylizer import load
 
-    size = media.SizeSpec(size=args.size, max_side=args.max_side, scale=args.scale)
+    size = media.SizeSpec(size_wh=args.size, max_side=args.max_side, scale=args.scale)
     webcam = media.is_webcam_spec(args.input)
     model_path = Path(args.model)
     if not model_path.exists():

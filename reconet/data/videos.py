@@ -225,7 +225,7 @@ def _decode(source: Path, folder: Path, settings: CacheSettings, progress: bool)
     with open_frames(source) as probe:
         width, height = _target_size(*probe.source_size, settings.short_side)
     count = 0
-    with open_frames(source, size=SizeSpec(size=(width, height)), max_frames=settings.max_frames) as frames:
+    with open_frames(source, size=SizeSpec(size_wh=(width, height)), max_frames=settings.max_frames) as frames:
         bar = _progress(frames.frames_hint, f"decode {source.name}", progress)
         with open(folder / "frames.u8", "wb") as out, bar:
             for frame in frames.frames():

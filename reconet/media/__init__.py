@@ -15,7 +15,7 @@ dataset all import it, none of them imports another package for I/O.
 
 from reconet.media.destinations import check_destination, check_not_input, commit_file, commit_folder
 from reconet.media.frame import VIDEO_SUFFIXES, WEBCAM_PREFIX, Frame, MediaError, OutputError
-from reconet.media.sizes import SizeSpec, parse_size
+from reconet.media.sizes import SizeSpec, parse_size_wh
 from reconet.media.sources import (
     FolderSource,
     FrameSource,
@@ -53,5 +53,5 @@ __all__ = [
     "open_frames",
     "open_writer",
     "output_kind",
-    "parse_size",
+    "parse_size_wh",
 ]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 
-def parse_size(text: str) -> tuple[int, int]:
+def parse_size_wh(text: str) -> tuple[int, int]:
     """``"640x360"`` -> (640, 360) as (W, H)."""
     match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
     if not match:
@@ -22,20 +22,25 @@ def parse_size(text: str) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class SizeSpec:
-    """At most one of ``size`` (W, H), ``max_side`` (longest side, only ever shrinks) or ``scale``.
+    """At most one of ``size_wh`` (W, H), ``max_side`` (longest side, only ever shrinks) or ``scale``.
+
+    Naming rule of the package: a size's name says its order where both meet. ``_wh`` = (width,
+    height), as sizes are written on command lines and by video libraries; ``_hw`` or a plain
+    tensor/config ``size`` = (height, width), the order of (B, C, H, W) tensors and of the
+    training configs (``data.size=[360,640]``).
 
     Sizes derived from ``max_side``/``scale`` keep the aspect ratio and are rounded to even
     numbers, which 4:2:0 video codecs need; an explicit ``size`` is used exactly as given.
     """
 
-    size: tuple[int, int] | None = None
+    size_wh: tuple[int, int] | None = None
     max_side: int | None = None
     scale: float | None = None
 
     def __post_init__(self) -> None:
-        given = [v is not None for v in (self.size, self.max_side, self.scale)]
+        given = [v is not None for v in (self.size_wh, self.max_side, self.scale)]
         if sum(given) > 1:
-            raise ValueError("give at most one of size, max_side and scale")
+            raise ValueError("give at most one of size_wh, max_side and scale")
         if self.max_side is not None and self.max_side < 2:
             raise ValueError(f"max_side must be >= 2, got {self.max_side}")
         if self.scale is not None and not (self.scale > 0 and math.isfinite(self.scale)):
@@ -43,8 +48,8 @@ class SizeSpec:
 
     def resolve(self, width: int, height: int) -> tuple[int, int]:
         """Output (W, H) for a (W, H) source."""
-        if self.size is not None:
-            return self.size
+        if self.size_wh is not None:
+            return self.size_wh
         if self.max_side is not None:
             factor = min(1.0, self.max_side / max(width, height))
         elif self.scale is not None:

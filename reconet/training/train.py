@@ -50,13 +50,10 @@ class TrainingRun:
 
 # -- builders --------------------------------------------------------------------------------
 def build_network(cfg: DictConfig) -> torch.nn.Module:
-    """The stylization network from ``model`` (a preset plus optional overrides)."""
-    from reconet.models import build_reconet
-
-    settings = OmegaConf.to_container(select_required(cfg, "model"), resolve=True)
-    preset = settings.pop("preset", "paper")
-    with stage(f"model (preset {preset!r})"):
-        return build_reconet(preset, **settings)
+    """The stylization network, instantiated from ``model`` (its ``_target_`` and settings)."""
+    model = select_required(cfg, "model")
+    with stage(f"model (preset {model.get('preset')!r})"):
+        return instantiate(model, _convert_="all")
 
 
 def build_loss(cfg: DictConfig, style_image: torch.Tensor) -> tuple[torch.nn.Module, dict[str, Any]]:
@@ -114,7 +111,7 @@ def check_frame_size(cfg: DictConfig, loss_network: torch.nn.Module) -> None:
 
 
 def build_datamodule(cfg: DictConfig) -> ReCoNetDataModule:
-    """The DataModule from ``data``: ``data.train`` / ``data.val`` are dataset factories."""
+    """The ``datamodule`` node instantiated around the dataset factories ``data.train`` / ``data.val``."""
     data = select_required(cfg, "data")
     with stage("data"):
         # _convert_="all": datasets receive plain lists/dicts, not OmegaConf containers.
@@ -123,19 +120,7 @@ def build_datamodule(cfg: DictConfig) -> ReCoNetDataModule:
             {name: instantiate(node, _convert_="all") for name, node in (data.get(split) or {}).items() if node is not None}
             for split in ("train", "val")
         )
-        return ReCoNetDataModule(
-            train,
-            val,
-            size=data.get("size"),
-            val_size=data.get("val_size"),
-            batch_size=data.batch_size,
-            val_batch_size=data.get("val_batch_size"),
-            num_workers=data.get("num_workers", 0),
-            crop=data.get("crop", "random"),
-            hflip=data.get("hflip", False),
-            val_pairs=data.get("val_pairs"),
-            pin_memory=bool(data.get("pin_memory", False)),
-        )
+        return instantiate(select_required(cfg, "datamodule"), train=train, val=val, _convert_="all")
 
 
 def _instantiate_all(cfg: DictConfig, key: str) -> list[Any]:

