@@ -49,7 +49,7 @@ from torch.utils.data import Dataset
 from reconet.data.errors import DatasetError
 from reconet.data.sample import make_meta, make_sample
 from reconet.fileio import write_json
-from reconet.flow.estimate import FLOW_METHODS
+from reconet.flow.estimate import FLOW_METHODS, build_flow_estimator, estimate_flows, find_cached_raft_weights
 from reconet.image import IMAGE_SUFFIXES, uint8_to_tensor
 from reconet.media import VIDEO_SUFFIXES, SizeSpec, open_frames
 
@@ -155,7 +155,6 @@ def resolve_settings(
     elif flow_method in ("auto", "raft"):
         # "auto" picks RAFT when weights sit in the torch hub cache: which file it finds is
         # part of the settings, so newly available weights rebuild the cache with RAFT.
-        from reconet.flow.estimate import find_cached_raft_weights
 
         found = find_cached_raft_weights()
         weights = str(found) if found is not None else None
@@ -248,7 +247,6 @@ def _estimate(
     progress: bool,
 ) -> str:
     """Forward flow and mask of every pair into ``flow.npy`` / ``mask.npy``; returns the estimator name."""
-    from reconet.flow.estimate import build_flow_estimator, estimate_flows
 
     count, height, width = shape
     step = settings.frame_step

@@ -25,6 +25,7 @@ import torch
 from reconet.evaluation.sources import EvalPair, EvaluationError, resize_frame
 from reconet.image import IMAGE_SUFFIXES, load_image
 from reconet.media import list_image_files
+from reconet.models.artifact import load_stylizer
 
 INPUT_NAME = "input"
 
@@ -88,7 +89,6 @@ class ModelMethod:
     kind = "model"
 
     def __init__(self, name: str, path: Path, device: torch.device | str = "cpu") -> None:
-        from reconet.models.artifact import load_stylizer
 
         if not path.is_file():
             raise EvaluationError(f"model file not found: {path}")

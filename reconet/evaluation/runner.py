@@ -34,6 +34,7 @@ from reconet.evaluation.structure import content_structure
 from reconet.evaluation.temporal import frame_difference_error, temporal_error, temporal_error_map
 from reconet.image import load_image
 from reconet.losses.objective import resize_style_image
+from reconet.models.loss_network import build_loss_network
 
 REPORT_FORMAT = "reconet-evaluation"
 REPORT_VERSION = 1
@@ -172,7 +173,6 @@ def _build_scorer(config: EvaluationConfig, device: torch.device) -> QualityScor
         if not Path(config.style).is_file():
             raise EvaluationError(f"style image not found: {config.style}")
         style_image = load_image(config.style)
-    from reconet.models.loss_network import build_loss_network
 
     layers = tuple(dict.fromkeys((config.content_layer, *config.style_layers)))
     network = build_loss_network(config.loss_network, layers=layers, weights=config.loss_weights).to(device)

@@ -14,6 +14,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from reconet.data import SintelPairs
+from reconet.data.transforms import Resize
+from reconet.flow import build_flow_estimator, estimate_flows
 from reconet.media import open_frames
 
 
@@ -87,7 +90,6 @@ class SintelPairSource:
         scale: float | None = None,
         missing_occlusion: str = "skip",
     ) -> None:
-        from reconet.data import SintelPairs
 
         root = Path(root)
         if not root.exists():
@@ -119,7 +121,6 @@ class SintelPairSource:
         return len(self.dataset)
 
     def __iter__(self) -> Iterator[EvalPair]:
-        from reconet.data.transforms import Resize
 
         for index in range(len(self.dataset)):
             sample = self.dataset[index]
@@ -162,7 +163,6 @@ class VideoPairSource:
         scale: float | None = None,
         max_frames: int | None = None,
     ) -> None:
-        from reconet.flow import build_flow_estimator
 
         if not videos:
             raise EvaluationError("no video given")
@@ -206,7 +206,6 @@ class VideoPairSource:
         return total
 
     def __iter__(self) -> Iterator[EvalPair]:
-        from reconet.flow import estimate_flows
 
         for name, source in self.videos:
             try:

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from reconet.models.complexity import conv_macs_per_frame
+
 SGEMM_SIZE = 2048
 
 
@@ -35,7 +37,6 @@ def cpu_name() -> str:
 
 def gflop_per_frame(model: torch.nn.Module, height: int, width: int) -> float:
     """Convolution GFLOP for one frame (2 FLOP per multiply-accumulate)."""
-    from reconet.models.complexity import conv_macs_per_frame
 
     return 2 * conv_macs_per_frame(model, height, width) / 1e9
 

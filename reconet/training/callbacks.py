@@ -23,8 +23,9 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from reconet.evaluation.temporal import temporal_error_map
 from reconet.fileio import atomic_path
-from reconet.image import save_image
+from reconet.image import save_image, tensor_to_uint8, uint8_to_tensor
 from reconet.media import Frame, open_frames, open_writer
+from reconet.models.artifact import load_stylizer, save_artifact
 from reconet.resources import asset_path
 
 # Heat-map scale: the colour map saturates at this RMS difference (in [0, 1] RGB units)
@@ -315,14 +316,12 @@ class ArtifactExport(Callback):
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
         if not trainer.is_global_zero:
             return
-        from reconet.models.artifact import save_artifact
 
         save_artifact(self._checkpoint_dir(trainer) / "stylizer-last.pt", pl_module.network, artifact_meta(trainer, pl_module))
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
-        from reconet.models.artifact import load_stylizer, save_artifact
 
         meta = artifact_meta(trainer, pl_module)
         save_artifact(self.dirpath / self.filename, pl_module.network, meta)
@@ -370,7 +369,6 @@ class SampleExport(Callback):
 @torch.no_grad()
 def stylize_clip(network: torch.nn.Module, source: Path, destination: Path) -> Path:
     """Stylize every frame of a short clip with ``network`` and write it (atomically) as a video."""
-    from reconet.image import tensor_to_uint8, uint8_to_tensor
 
     device = next(network.parameters()).device
     was_training = network.training

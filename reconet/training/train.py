@@ -27,6 +27,10 @@ from reconet.data.errors import DatasetError
 from reconet.fileio import atomic_write
 from reconet.flow.io import FlowFileError
 from reconet.image import ImageFileError
+from reconet.losses import ReCoNetLoss
+from reconet.losses.objective import resize_style_image
+from reconet.models.loss_network import build_loss_network
+from reconet.training.callbacks import stop_signal
 from reconet.training.checkpoint_io import AtomicCheckpointIO
 from reconet.training.checks import check_config, select_required, stage
 from reconet.training.config import ConfigError, register_resolvers
@@ -58,9 +62,6 @@ def build_network(cfg: DictConfig) -> torch.nn.Module:
 
 def build_loss(cfg: DictConfig, style_image: torch.Tensor) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The objective and a record of the loss network actually used (name, weights, layers)."""
-    from reconet.losses import ReCoNetLoss
-    from reconet.losses.objective import resize_style_image
-    from reconet.models.loss_network import build_loss_network
 
     loss_cfg = OmegaConf.to_container(select_required(cfg, "loss"), resolve=True)
     network_cfg = dict(loss_cfg.pop("network"))
@@ -233,7 +234,6 @@ def fit(run: TrainingRun) -> dict[str, float]:
             written at the stopping step).
         BadSampleError: a dataset file failed to load during training.
     """
-    from reconet.training.callbacks import stop_signal
 
     try:
         # Checkpoints hold tensors and plain values only: load them without unpickling code.
