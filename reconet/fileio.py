@@ -11,7 +11,9 @@ every file (checkpoints, models, reports, caches alike): an interrupted write or
 leaves the previous file, or none, never a partial or empty one under the final name. The file
 gets the permissions an ordinary new file gets under the umask (mkstemp alone would make it
 0600). Long outputs written while the user watches (videos, frame folders) use
-:class:`PartialOutput` below, which adds a lock so a later run can clean up after a killed one.
+:class:`PartialOutput` below, which adds a lock so a later run can clean up after a killed one,
+and are put in place by the same :func:`publish` (files, never clobbering without ``replace``)
+or :func:`replace_folder` (folders, swapped in two renames).
 """
 
 from __future__ import annotations
@@ -47,16 +49,54 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     temp = Path(name)
     try:
         yield temp
-        with open(temp, "rb+") as handle:  # data written through any API, by name
-            os.fsync(handle.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)
-        os.replace(temp, path)
+        publish(temp, path, replace=True)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+
+
+def publish(temp: str | os.PathLike, dest: str | os.PathLike, *, replace: bool) -> None:
+    """Put the finished file ``temp`` at ``dest`` (same folder): fsynced, umask permissions.
+
+    With ``replace=False`` an existing ``dest`` is never clobbered, even one that appeared
+    while ``temp`` was being written (``link`` refuses existing names): FileExistsError, and
+    ``temp`` stays where it is for the caller to keep.
+    """
+    temp, dest = Path(temp), Path(dest)
+    with open(temp, "rb+") as handle:  # data written through any API, by name
+        os.fsync(handle.fileno())
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temp, 0o666 & ~umask)
+    if replace:
+        os.replace(temp, dest)
+    else:
+        try:
+            os.link(temp, dest)
+        except FileExistsError:
+            raise FileExistsError(f"{dest}: exists") from None
+        except OSError:  # file systems without hard links
+            if dest.exists():
+                raise FileExistsError(f"{dest}: exists") from None
+            os.replace(temp, dest)
+        else:
+            temp.unlink()
+    _fsync_dir(dest.parent)
+
+
+def replace_folder(new: str | os.PathLike, dest: str | os.PathLike) -> None:
+    """Put the finished folder ``new`` at ``dest`` (same parent), replacing what is there.
+
+    An existing ``dest`` is swapped out in two renames, so a failure in between leaves both
+    folders intact, and deleted afterwards.
+    """
+    new, dest = Path(new), Path(dest)
+    backup = dest.with_name(f".{dest.name}.old-{uuid.uuid4().hex[:8]}")
+    if dest.exists():
+        os.replace(dest, backup)
+    os.replace(new, dest)
+    shutil.rmtree(backup, ignore_errors=True)
+    _fsync_dir(dest.parent)
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> Path:

@@ -48,7 +48,7 @@ from torch.utils.data import Dataset
 
 from reconet.data.errors import DatasetError
 from reconet.data.sample import make_meta, make_sample
-from reconet.fileio import write_json
+from reconet.fileio import replace_folder, write_json
 from reconet.flow.estimate import FLOW_METHODS, build_flow_estimator, estimate_flows, find_cached_raft_weights
 from reconet.image import IMAGE_SUFFIXES, uint8_to_tensor
 from reconet.media import VIDEO_SUFFIXES, SizeSpec, open_frames
@@ -304,12 +304,7 @@ def build_cache(
                 "estimator": estimator,
             }
             write_json(building / "manifest.json", manifest)
-            # Swap in atomically: the old cache (if any) is moved aside first, then deleted.
-            old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-            if folder.exists():
-                os.replace(folder, old)
-            os.replace(building, folder)
-            shutil.rmtree(old, ignore_errors=True)
+            replace_folder(building, folder)  # the old cache (if any) is swapped out, then deleted
         finally:
             shutil.rmtree(building, ignore_errors=True)
     return folder

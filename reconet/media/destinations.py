@@ -11,10 +11,10 @@ so a later run cleans up after a killed one.
 from __future__ import annotations
 
 import os
-import shutil
 import uuid
 from pathlib import Path
 
+from reconet.fileio import publish, replace_folder
 from reconet.media.frame import OutputError
 from reconet.media.sources import is_webcam_spec
 
@@ -56,7 +56,8 @@ def check_destination(dest: Path, *, overwrite: bool, folder: bool = False) -> N
 
 
 def _set_aside(temp: Path, dest: Path) -> Path:
-    """Give a finished output that cannot take its name a visible one beside it."""
+    """Give a finished output that cannot take its name a visible one beside it (a rename to a
+    fresh name: nothing can be clobbered)."""
     kept = dest.with_name(f"{dest.stem}.new-{uuid.uuid4().hex[:8]}{dest.suffix}")
     os.replace(temp, kept)
     return kept
@@ -64,34 +65,16 @@ def _set_aside(temp: Path, dest: Path) -> Path:
 
 def commit_file(temp: Path, dest: Path, overwrite: bool) -> None:
     """Rename the finished ``temp`` to ``dest``; without ``overwrite`` never replace an existing file."""
-    if overwrite:
-        os.replace(temp, dest)
-        return
     try:
-        # link() refuses to replace an existing name: a file that appeared at the
-        # destination while we were working is never clobbered.
-        os.link(temp, dest)
-    except FileExistsError:
+        publish(temp, dest, replace=overwrite)
+    except FileExistsError:  # appeared while we were working: never clobbered, ours is kept
         raise OutputError(f"{dest}: appeared while writing; output left at {_set_aside(temp, dest)}") from None
-    except OSError:  # file systems without hard links
-        if dest.exists():
-            raise OutputError(f"{dest}: appeared while writing; output left at {_set_aside(temp, dest)}") from None
-        os.replace(temp, dest)
-    else:
-        temp.unlink()
 
 
 def commit_folder(temp: Path, dest: Path, overwrite: bool) -> None:
     """Move the finished folder ``temp`` to ``dest`` (an empty ``dest`` is replaced)."""
     if dest.is_dir() and not any(dest.iterdir()):
         dest.rmdir()
-    if not dest.exists():
-        os.replace(temp, dest)
-        return
-    if not overwrite:
+    if dest.exists() and not overwrite:
         raise OutputError(f"{dest}: appeared while writing; output left at {_set_aside(temp, dest)}")
-    # Swap in two renames so that a failure in between leaves both folders intact.
-    backup = _temp_sibling(dest, "old")
-    os.replace(dest, backup)
-    os.replace(temp, dest)
-    shutil.rmtree(backup, ignore_errors=True)
+    replace_folder(temp, dest)
