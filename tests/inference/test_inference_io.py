@@ -435,6 +435,7 @@ def test_truncated_webm_warns_with_both_lengths(videos_dir: Path, tmp_path: Path
     assert 0 < decoded < 150
 
 
+@pytest.mark.slow  # decodes every sample clip to the end
 def test_complete_sample_clips_raise_no_truncation_warning(videos_dir: Path) -> None:
     for name in ("mdn_cc0_flower.webm", "mdn_stream_of_water.webm", "imageio_newtonscradle.gif", "lengstrom_fox.mp4"):
         with warnings.catch_warnings():

@@ -78,6 +78,7 @@ def style() -> torch.Tensor:
 FAST = dict(iterations=6, iterations_warm=4, style_weight=10.0, **SHALLOW)
 
 
+@pytest.mark.slow  # a whole optimized sequence through the real flow estimator
 def test_every_frame_comes_back_in_order_with_its_shape(random_vgg, dis, style):
     frames, _, _ = shifted_sequence(3)
     optimizer = VideoOptimizer(style, OptimizeConfig(**FAST), loss_network=random_vgg, flow_estimator=dis)

@@ -101,6 +101,7 @@ NEEDS = {
 NO_SAMPLE = {("data", "flyingchairs2"), ("data", "scene_flow")}
 
 
+@pytest.mark.slow  # builds Trainer, datasets and loss network 31 times (about 20 s)
 @pytest.mark.parametrize(("group", "option"), [(g, o) for g in GROUPS for o in options(g)])
 def test_every_group_option_instantiates(tmp_path, sample_data, group, option):
     """Not only composed: prepare() builds every object of the run from it (network, loss
