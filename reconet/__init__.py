@@ -15,7 +15,7 @@ def load_stylizer(model, **options):
         stylizer = reconet.load_stylizer("runs/x/stylizer.pt", device="cuda")
         frames = stylizer(batch)                            # (B, 3, H, W) in [0, 1] -> same
 
-    ``options`` go to :func:`reconet.inference.stylizer.load` (device, backend, half, ...).
+    ``options`` go to :func:`reconet.inference.stylizer.load` (device, backend, precision, ...).
     (The lower-level :func:`reconet.models.load_stylizer` returns the bare network and its meta.)
     """
     from reconet.inference.stylizer import load

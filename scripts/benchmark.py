@@ -35,6 +35,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402
 
 from reconet.inference.benchmark import Sgemm, cpu_name, gflop_per_frame, interleaved  # noqa: E402
+from reconet.inference.precision import cpu_features, native_bf16_cpu  # noqa: E402
 from reconet.inference.stylizer import (  # noqa: E402
     OnnxStylizer,
     TorchStylizer,
@@ -98,6 +99,9 @@ def variants_section(rounds: int, sgemm: Sgemm, threads: int, allow_compile: boo
         "eager NCHW": TorchStylizer(model, device="cpu", accelerate=False),
         "eager channels_last": TorchStylizer(model, device="cpu", accelerate=False, channels_last=True),
         "tuned kernels": TorchStylizer(model, device="cpu", accelerate=True),
+        # bf16 with fp32 islands (reconet.inference.precision); emulated, hence slow, without
+        # AMX-BF16 / AVX512-BF16
+        "bf16 channels_last": TorchStylizer(model, device="cpu", precision="bf16"),
     }
     if allow_compile:
         runners["torch.compile"] = TorchStylizer(model, device="cpu", accelerate=False, compile=True)
@@ -235,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
         f"reconet inference benchmark: torch {torch.__version__}, {device}, {cpu_name()}, {os.cpu_count()} CPUs, "
         f"{threads} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}"
     )
+    matrix_flags = sorted(f for f in cpu_features() if f.startswith(("avx", "amx")))
+    line(f"CPU features: {' '.join(matrix_flags) or 'none reported'}; native bf16: {native_bf16_cpu()}")
     line(f"command: python scripts/benchmark.py {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip())
     line()
     sgemm = Sgemm(device)

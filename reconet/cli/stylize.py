@@ -136,7 +136,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="torch.compile the model: fuses the memory-bound layers, costs tens of seconds once "
         "(default: on CPU for inputs of 64+ frames, off on CUDA; see docs/inference.md)",
     )
-    device.add_argument("--fp32", action="store_true", help="full precision on CUDA (default there: half)")
+    device.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", "fp32", "bf16", "fp16"),
+        help="arithmetic of the model (auto: fp16 on CUDA, bf16 on a CPU with AMX/AVX512-BF16, "
+        "else fp32); normalization and the output layer stay fp32",
+    )
+    device.add_argument("--fp32", action="store_true", help="same as --precision fp32")
     device.add_argument("--threads", type=_positive_int, help="CPU threads for the model (default: all cores)")
     device.add_argument(
         "--batch-size",
@@ -304,7 +311,7 @@ def _run(args: argparse.Namespace) -> int:
             model_path,
             device=args.device,
             backend=args.backend,
-            half=False if args.fp32 else None,
+            precision="fp32" if args.fp32 else args.precision,
             compile=args.compile,
             threads=args.threads,
             expected_frames=source.frames_hint,

@@ -427,3 +427,20 @@ def test_main_in_process_leaves_warning_settings_as_it_found_them(tmp_path: Path
     assert code != 0 and "error:" in capsys.readouterr().err
     assert warnings.showwarning is show_before
     assert warnings.filters == filters_before
+
+
+def test_fp16_on_the_cpu_is_one_line_and_writes_nothing(tiny_model: Path, videos_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    dest = tmp_path / "out.mp4"
+    args = [videos_dir / "mdn_cc0_flower.mp4", dest, "--model", tiny_model, "--device", "cpu", "--precision", "fp16"]
+    assert stylize(*args) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("reconet-stylize: error: fp16 is for CUDA")
+    assert not dest.exists() and not leftovers(tmp_path)
+
+
+def test_bf16_on_the_cpu_stylizes_a_clip(tiny_model: Path, videos_dir: Path, tmp_path: Path, probe, capsys: pytest.CaptureFixture) -> None:
+    dest = tmp_path / "out.mp4"
+    args = [videos_dir / "mdn_cc0_flower.mp4", dest, "--model", tiny_model, "--precision", "bf16", "--max-frames", 4]
+    assert stylize(*args, "--size", "64x36") == 0
+    assert probe(dest)["frames"] == 4
+    assert "bfloat16" in capsys.readouterr().err

@@ -1,0 +1,114 @@
+"""Precision chosen at run time (auto/fp32/bf16/fp16), the fp32 islands, and bf16 parity of the
+trained bundled models on real photos: runs on any CPU (bf16 is emulated, slowly, where the
+hardware lacks it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import reconet.inference.precision as precision
+from reconet.image import load_image, tensor_to_uint8
+from reconet.inference.precision import Float32Island, native_bf16_cpu, resolve_precision, to_precision
+from reconet.inference.stylizer import load
+from reconet.models import build_reconet
+
+ASSETS = Path(__file__).resolve().parents[2] / "reconet" / "assets"
+MODELS = sorted((ASSETS / "models").glob("*.pt"))
+CPU, CUDA = torch.device("cpu"), torch.device("cuda")
+
+
+@pytest.mark.parametrize(
+    ("flags", "native"),
+    [
+        ({"sse4_2", "avx2", "fma"}, False),  # the AVX2-only machine
+        ({"avx2", "avx512f", "avx512bw"}, False),  # AVX-512 without bf16: oneDNN emulates bf16
+        ({"avx512f", "avx512_bf16"}, True),
+        ({"avx512f", "amx_tile", "amx_bf16"}, True),
+    ],
+)
+def test_native_bf16_is_read_from_the_cpu_flags(flags, native):
+    assert native_bf16_cpu(frozenset(flags)) is native
+
+
+def test_cpu_features_include_what_torch_dispatches_to():
+    capability = torch.backends.cpu.get_cpu_capability().lower()
+    if capability != "default":
+        assert capability in precision.cpu_features()
+
+
+@pytest.mark.parametrize(("native", "expected"), [(True, torch.bfloat16), (False, torch.float32)])
+def test_auto_is_bf16_only_on_a_cpu_with_native_bf16(monkeypatch, native, expected):
+    monkeypatch.setattr(precision, "native_bf16_cpu", lambda features=None: native)
+    assert resolve_precision("auto", CPU) == expected
+    assert resolve_precision("auto", CUDA) == torch.float16  # no GPU needed to decide
+    assert resolve_precision("fp32", CPU) == torch.float32
+    assert resolve_precision("bf16", CPU) == torch.bfloat16  # asked for: honoured, even emulated
+
+
+def test_unknown_precision_and_fp16_on_the_cpu_are_refused():
+    with pytest.raises(ValueError, match="auto, fp32, bf16 or fp16"):
+        resolve_precision("int8", CPU)
+    with pytest.raises(ValueError, match="fp16 is for CUDA"):
+        resolve_precision("fp16", CPU)
+    assert resolve_precision("fp16", CUDA) == torch.float16
+
+
+def test_islands_keep_norms_and_the_output_layer_in_fp32_and_leave_the_model_alone():
+    model = build_reconet("tiny").eval()
+    low = to_precision(model, torch.bfloat16)
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # a copy, not a conversion
+    islands = [m for m in low.modules() if isinstance(m, Float32Island)]
+    norms = [m for m in model.modules() if isinstance(m, nn.InstanceNorm2d)]
+    assert len(islands) == len(norms) + 1  # every norm + the output convolution
+    assert low.decoder.output.module.conv.weight.dtype == torch.float32
+    assert low.encoder.conv1.conv.weight.dtype == torch.bfloat16
+    assert all(p.dtype == torch.float32 for island in islands for p in island.parameters())
+    x = torch.rand(1, 3, 20, 28)
+    with torch.inference_mode():
+        out = low(x.to(torch.bfloat16)).output
+    assert out.dtype == torch.float32 and out.shape == (1, 3, 20, 28)
+    assert to_precision(model, torch.float32) is model
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+@pytest.fixture(scope="module")
+def photos() -> torch.Tensor:
+    frames = [load_image(ASSETS / "photos" / name)[None] for name in ("kodak_kodim23.jpg", "skimage_chelsea.jpg")]
+    return torch.cat([F.interpolate(f, size=(96, 144), mode="area") for f in frames])  # (2, 3, 96, 144)
+
+
+@pytest.mark.parametrize("model", MODELS, ids=[p.stem for p in MODELS])
+def test_bf16_matches_fp32_on_trained_models_and_real_photos(model: Path, photos: torch.Tensor):
+    """The issue's parity bar: >= 45 dB PSNR and at most 4/255 on the 8-bit output."""
+    assert len(MODELS) >= 6
+    fp32 = load(model, device="cpu", precision="fp32", threads=1)
+    bf16 = load(model, device="cpu", precision="bf16", threads=1)
+    assert bf16.info.dtype == "bfloat16" and bf16.info.channels_last and not bf16.info.accelerated
+    reference, low = fp32(photos), bf16(photos)
+    assert low.dtype == torch.float32 and low.shape == reference.shape
+    for a, b in zip(reference, low):
+        a8, b8 = tensor_to_uint8(a), tensor_to_uint8(b)
+        assert _psnr(a8, b8) >= 45.0
+        assert int(np.abs(a8.astype(np.int16) - b8.astype(np.int16)).max()) <= 4
+    # and bf16 is not secretly fp32: the outputs differ somewhere
+    assert not torch.equal(reference, low)
+
+
+def test_fp16_on_the_cpu_is_refused_by_load():
+    with pytest.raises(ValueError, match="fp16 is for CUDA"):
+        load(MODELS[0], device="cpu", precision="fp16")
+
+
+def test_the_old_half_switch_still_means_fp16_or_fp32():
+    fp32 = load(MODELS[0], device="cpu", half=False, precision="bf16")
+    assert fp32.info.dtype == "float32"
