@@ -7,7 +7,8 @@ Sections (one run, so every ratio compares measurements taken side by side):
 
 1. CPU variants of the paper network at 640x360 (CPU only): eager NCHW, eager channels_last,
    torch.compile, ONNX Runtime, tuned kernels (reconet.inference.accelerate), tuned kernels +
-   torch.compile. The fastest is what reconet-stylize uses.
+   torch.compile, bf16 channels_last (reconet.inference.precision; the CPU features detected
+   are printed at the top). The fastest fp32 one is what reconet-stylize uses.
 2. Model-only fps of every preset at each size on the current device, through the same
    Stylizer that reconet-stylize builds by default for a long video; GFLOP/frame from conv
    hooks; on CPU, efficiency = fps x GFLOP/frame / SGEMM GFLOP/s (SGEMM measured in this run).

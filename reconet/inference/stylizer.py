@@ -420,6 +420,9 @@ def load(
     path = Path(path)
     if backend not in ("auto", "torch", "onnx"):
         raise ValueError(f"backend must be auto, torch or onnx, got {backend!r}")
+    explicit_low = precision not in ("auto", "fp32") or half is True
+    if explicit_low and (backend == "onnx" or path.suffix.lower() == ".onnx"):
+        raise ValueError(f"the onnx backend runs fp32 only, got precision {'fp16' if half else precision}")
     if path.suffix.lower() == ".onnx":
         if backend == "torch":
             raise ValueError(f"{path}: an ONNX file runs only with the onnx backend")

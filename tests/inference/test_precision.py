@@ -36,12 +36,6 @@ def test_native_bf16_is_read_from_the_cpu_flags(flags, native):
     assert native_bf16_cpu(frozenset(flags)) is native
 
 
-def test_cpu_features_include_what_torch_dispatches_to():
-    capability = torch.backends.cpu.get_cpu_capability().lower()
-    if capability != "default":
-        assert capability in precision.cpu_features()
-
-
 @pytest.mark.parametrize(("native", "expected"), [(True, torch.bfloat16), (False, torch.float32)])
 def test_auto_is_bf16_only_on_a_cpu_with_native_bf16(monkeypatch, native, expected):
     monkeypatch.setattr(precision, "native_bf16_cpu", lambda features=None: native)
@@ -112,3 +106,10 @@ def test_fp16_on_the_cpu_is_refused_by_load():
 def test_the_old_half_switch_still_means_fp16_or_fp32():
     fp32 = load(MODELS[0], device="cpu", half=False, precision="bf16")
     assert fp32.info.dtype == "float32"
+
+
+def test_low_precision_with_the_onnx_backend_is_refused_not_ignored(tmp_path: Path):
+    with pytest.raises(ValueError, match="onnx backend runs fp32 only"):
+        load(MODELS[0], device="cpu", backend="onnx", precision="bf16")
+    with pytest.raises(ValueError, match="onnx backend runs fp32 only"):
+        load(tmp_path / "model.onnx", precision="bf16")
