@@ -11,8 +11,8 @@ otherwise; low precision keeps normalization and the output layer in float32.
   frame size is fixed for a whole video, so the autotuner's one-off search pays for itself),
   optional ``torch.compile``. A batch that does not fit in GPU memory is retried frame by
   frame, then in tiles (:func:`stylize_tiled`), with a warning.
-* ``torch`` on CPU in bfloat16: channels_last (oneDNN's bf16 kernels are NHWC-blocked; measured
-  4.5x faster than NCHW even where bf16 is emulated).
+* ``torch`` on CPU in bfloat16: channels_last (oneDNN's bf16 kernels are NHWC-blocked; NCHW was
+  several times slower on the first call where bf16 is emulated; on AMX to be measured).
 * ``torch`` on CPU in float32: per-layer tuned convolution kernels (NNPACK Winograd/FFT
   or oneDNN, :mod:`reconet.inference.accelerate`) and, for jobs long enough to repay it,
   ``torch.compile`` to fuse the memory-bound layers. scripts/benchmark.py measured this
