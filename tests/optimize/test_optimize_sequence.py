@@ -60,7 +60,11 @@ SHALLOW = dict(content_layer="relu3_1", style_layers=("relu1_1", "relu2_1", "rel
 
 @pytest.fixture(scope="module")
 def random_vgg():
-    return build_loss_network("vgg19", layers=OptimizeConfig(**SHALLOW).layers, weights="random")
+    # Seeded: every run (and every machine) measures the same network. The global generator
+    # is restored afterwards, so other tests see the same random stream with or without this.
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return build_loss_network("vgg19", layers=OptimizeConfig(**SHALLOW).layers, weights="random")
 
 
 @pytest.fixture(scope="module")
@@ -175,8 +179,17 @@ def test_flow_agreement_drops_pixels_where_the_second_estimator_disagrees(random
 
 
 def test_temporal_loss_lowers_the_temporal_error_on_a_moving_texture(random_vgg, dis, style):
+    """With and without the temporal terms, the same 10 iterations per frame.
+
+    Equal budgets (tolerance 0) and a line search are what make this a measurement: with the
+    default early stop, the run without temporal terms sometimes stopped its warm frames after
+    7 iterations, still next to their (perfectly coherent) warped starts; and without a line
+    search, the default temporal weight (scaled for the bundled VGG-19's large features)
+    made L-BFGS overshoot on some random networks. Measured over 40 random VGG seeds: on/off
+    ratio 0.033-0.146, median 0.054 (before: 5 of 40 seeds above 10).
+    """
     frames, flow, mask = shifted_sequence(4)
-    base = dict(iterations=10, iterations_warm=10, style_weight=1e3, **SHALLOW)
+    base = dict(iterations=10, iterations_warm=10, style_weight=1e3, tolerance=0.0, line_search="strong_wolfe", **SHALLOW)
     errors = {}
     for name, weights in {
         "off": dict(temporal_weight=0.0, temporal_feature_weight=0.0),
@@ -186,7 +199,7 @@ def test_temporal_loss_lowers_the_temporal_error_on_a_moving_texture(random_vgg,
             style, OptimizeConfig(**base, **weights), loss_network=random_vgg, flow_estimator=dis
         )
         errors[name] = mean_temporal_error([r.image for r in optimizer.stylize(frames)], flow, mask)
-    assert errors["on"] < 0.7 * errors["off"], errors
+    assert errors["on"] < 0.5 * errors["off"], errors
 
 
 @pytest.mark.slow  # the real VGG-19 at a converged budget: about a minute
