@@ -31,7 +31,11 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"gram_matrix expects (B, C, H, W) features, got shape {tuple(features.shape)}")
     b, c, h, w = features.shape
     flat = features.reshape(b, c, h * w)  # (B, C, H*W); a view or a copy, never written to
-    return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)  # (B, C, C)
+    # Always fp32, also under bf16/fp16 autocast: a style loss is a difference of Gram
+    # entries, and a bf16 result (8-bit mantissa) would round most of that difference away.
+    with torch.autocast(features.device.type, enabled=False):
+        flat = flat.float()
+        return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)  # (B, C, C)
 
 
 def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

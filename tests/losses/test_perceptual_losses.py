@@ -112,3 +112,13 @@ def test_perceptual_losses_do_not_modify_their_inputs(styles_dir):
     assert torch.equal(other, before[1])
     assert torch.equal(target["l"], before[2])
     assert image.grad is not None and image.grad.abs().sum() > 0
+
+
+def test_gram_matrix_stays_fp32_under_bf16_autocast():
+    torch.manual_seed(0)
+    features = torch.rand(2, 8, 24, 32).to(torch.bfloat16)
+    reference = gram_matrix(features.float())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        gram = gram_matrix(features)
+    assert gram.dtype == torch.float32
+    torch.testing.assert_close(gram, reference, rtol=1e-6, atol=1e-7)
