@@ -217,7 +217,6 @@ class ReCoNetLoss(nn.Module):
         shapes = [tuple(t.shape) for t in (input1, input2, output1, output2)]
         if len(set(shapes)) != 1 or len(shapes[0]) != 4 or shapes[0][1] != 3:
             raise ValueError(f"input1, input2, output1, output2 must be equal (B, 3, H, W), got {shapes}")
-        batch = shapes[0][0]
         # Inputs, flow and mask are data: never differentiate through them.
         input1, input2 = input1.detach(), input2.detach()
         flow, mask = flow.detach(), mask.detach()
@@ -231,6 +230,18 @@ class ReCoNetLoss(nn.Module):
             inputs = torch.cat([input1, input2]).to(output1.dtype)  # (2B, 3, H, W)
             targets = self.loss_network(inputs, layers=(self.content_layer,))[self.content_layer]
         features = self.loss_network(torch.cat([output1, output2]))  # name -> (2B, C, h, w)
+        # Under mixed precision the networks ran in bf16/fp16; every loss is computed in fp32
+        # from here on (Micikevicius et al., ICLR 2018: reductions in fp32), since the terms
+        # are means of small squared differences that an 8-bit mantissa would round away.
+        with torch.autocast(output1.device.type, enabled=False):
+            return self._terms(input1, input2, result1, result2, flow, mask, targets, features)
+
+    def _terms(self, input1, input2, result1, result2, flow, mask, targets, features) -> dict[str, torch.Tensor]:
+        """The weighted terms of :meth:`forward`, all in fp32 (see there for the arguments)."""
+        batch = input1.shape[0]
+        output1, output2 = result1.output.float(), result2.output.float()
+        features = {name: value.float() for name, value in features.items()}
+        targets = targets.float()
 
         def chunk(tensor: torch.Tensor, index: int) -> torch.Tensor:
             return tensor[index * batch : (index + 1) * batch]  # (B, C, h, w)
@@ -243,7 +254,7 @@ class ReCoNetLoss(nn.Module):
             outputs = {name: chunk(features[name], frame) for name in self.style_layers}
             style = style + style_loss(outputs, grams, self.style_layer_weights)
         tv = total_variation(output1) + total_variation(output2)
-        temporal_f = feature_temporal_loss(result1.features, result2.features, flow, mask)
+        temporal_f = feature_temporal_loss(result1.features.float(), result2.features.float(), flow, mask)
         temporal_o = output_temporal_loss(output1, output2, input1, input2, flow, mask)
 
         raw = {

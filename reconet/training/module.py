@@ -102,7 +102,8 @@ class ReCoNetModule(pl.LightningModule):
         # Temporal error of the model and, as the reference level, of the input frames on the
         # same pairs (reconet.evaluation.temporal, the function the evaluation tool uses).
         flow, mask = batch["flow"], batch["mask"]
-        model_error = temporal_error(result1.output, result2.output, flow, mask)  # (B,), NaN = empty mask
+        # fp32 also under mixed precision (the outputs are then bf16/fp16).
+        model_error = temporal_error(result1.output.float(), result2.output.float(), flow, mask)  # (B,), NaN = empty mask
         input_error = temporal_error(batch["frame1"], batch["frame2"], flow, mask)  # (B,)
         valid = ~torch.isnan(model_error)
         count = int(valid.sum())
