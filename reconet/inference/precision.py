@@ -31,6 +31,7 @@ __all__ = [
     "PRECISIONS",
     "Float32Island",
     "cpu_features",
+    "cpu_model_name",
     "native_bf16_cpu",
     "resolve_precision",
     "to_precision",
@@ -60,6 +61,17 @@ def cpu_features() -> frozenset[str]:
     if capability != "default":
         flags.add(capability)
     return frozenset(flags)
+
+
+@functools.cache
+def cpu_model_name() -> str:
+    """The CPU's model name (``Intel(R) Xeon(R) Processor``, ``AMD EPYC 7B13``, ...)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if platform.system() == "Linux" and cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.startswith(("model name", "Model")):
+                return " ".join(line.split(":", 1)[1].split())
+    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def native_bf16_cpu(features: frozenset[str] | None = None) -> bool:
