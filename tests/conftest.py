@@ -44,7 +44,7 @@ def shrunk_training(*overrides: str, size: int = 64, trainer: str = "cpu", worke
     """Overrides that shrink the real training config for a test, the one definition for every
     training test (in process and through the command line): the tiny network, a random loss
     network, ``size`` x ``size`` frames and style, no workers, a quiet trainer without an epoch
-    limit, no sample clip. ``overrides`` come last and may change any of it."""
+    limit, fp32, no sample clip. ``overrides`` come last and may change any of it."""
     return [
         "model=tiny",
         f"trainer={trainer}",
@@ -56,6 +56,7 @@ def shrunk_training(*overrides: str, size: int = 64, trainer: str = "cpu", worke
         "trainer.max_epochs=-1",
         "trainer.enable_progress_bar=false",
         "trainer.enable_model_summary=false",
+        "trainer.precision=32-true",  # the same numbers on every CPU (auto is bf16 on AMX CPUs)
         "callbacks.samples.clip=null",
         *overrides,
     ]
@@ -170,6 +171,14 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> float:
 @pytest.fixture(autouse=True)
 def _deterministic() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _own_cache_dir(tmp_path_factory, monkeypatch) -> None:
+    """Every test (and every command it runs) gets an empty reconet cache of its own: tuned
+    kernels chosen by one test never decide another, and nothing is written to the user's."""
+    monkeypatch.setenv("RECONET_CACHE_DIR", str(tmp_path_factory.mktemp("reconet-cache")))
+    monkeypatch.delenv("RECONET_KERNEL_CACHE", raising=False)
 
 
 @pytest.fixture()

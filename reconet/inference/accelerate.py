@@ -18,6 +18,9 @@ it, and keeps the fastest for that shape, as ``cudnn.benchmark`` does on GPUs. C
 * ``nnpack``: NNPACK for stride-1 ungrouped layers: Winograd F(6x6, 3x3) for 3x3 kernels,
   FFT for larger ones (ReCoNet's 9x9 layers run 2-4x faster than with oneDNN).
 
+Choices are kept on disk (:mod:`reconet.inference.kernel_cache`, keyed by machine, layer,
+input shape and dtype), so a later run skips the timing and starts at full speed.
+
 The weights and the computation are the network's own; only the kernels differ, so results
 match the reference to float rounding (Winograd and FFT transforms add ~1e-5 relative error,
 far below one 8-bit level). ReLUs become in-place, saving one allocation per layer.
@@ -34,6 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import library as torch_library
 from torch import nn
+
+from reconet.inference.kernel_cache import KernelCache
 
 Kernel = Callable[[torch.Tensor], torch.Tensor]
 
@@ -74,10 +79,11 @@ class TunedConv2d(nn.Module):
     """A ``nn.Conv2d`` that benchmarks its candidate kernels per input shape and keeps the fastest.
 
     ``repeats`` timed runs per candidate (best of) after one warm-up; the choice per shape is
-    in :attr:`choices` (for reports).
+    in :attr:`choices` (for reports). ``cache`` (a :class:`KernelCache` or None) is consulted
+    before tuning and records what tuning chose.
     """
 
-    def __init__(self, conv: nn.Conv2d, repeats: int = 2):
+    def __init__(self, conv: nn.Conv2d, repeats: int = 2, cache: KernelCache | None = None):
         super().__init__()
         if conv.padding_mode != "zeros":
             raise ValueError(f"only zero-padded convolutions are supported, got padding_mode={conv.padding_mode!r}")
@@ -90,6 +96,8 @@ class TunedConv2d(nn.Module):
         self.kernel_size = tuple(conv.kernel_size)
         self.in_channels, self.out_channels = conv.in_channels, conv.out_channels
         self.repeats = repeats
+        self.cache = cache
+        self.tuned = 0  # shapes timed here (not taken from the cache)
         self.choices: dict[tuple[int, ...], str] = {}
         self.fixed: str | None = None  # set by freeze(): one kernel, no lookups (for torch.compile)
         self._weight_cl: torch.Tensor | None = None
@@ -141,6 +149,31 @@ class TunedConv2d(nn.Module):
 
     # ---- selection ----
 
+    def cache_key(self, x: torch.Tensor) -> str:
+        """The layer, its input shape and dtype, e.g. ``conv3-32-k9x9-s1x1-p4x4-d1x1-g1-b1|1x3x480x856|float32``."""
+        padding = "x".join(map(str, self.padding)) if not isinstance(self.padding, str) else self.padding
+
+        def joined(values) -> str:
+            return "x".join(map(str, values))
+
+        layer = (
+            f"conv{self.in_channels}-{self.out_channels}-k{joined(self.kernel_size)}-s{joined(self.stride)}"
+            f"-p{padding}-d{joined(self.dilation)}-g{self.groups}-b{int(self.bias is not None)}"
+        )
+        return f"{layer}|{joined(x.shape)}|{str(x.dtype).replace('torch.', '')}"
+
+    def _choose(self, x: torch.Tensor) -> str:
+        """The cached choice if it is a candidate for ``x``, else a fresh tuning (then cached)."""
+        if self.cache is not None and x.device.type == "cpu":
+            key = self.cache_key(x)
+            cached = self.cache.get(key)
+            if cached is not None and cached in self.candidates(x):
+                return cached
+            choice = self._tune(x)
+            self.cache.put(key, choice)
+            return choice
+        return self._tune(x)
+
     def _tune(self, x: torch.Tensor) -> str:
         kernels = self.candidates(x)
         reference = kernels["nchw"](x)
@@ -159,6 +192,7 @@ class TunedConv2d(nn.Module):
                 kernel(x)
                 best = min(best, time.perf_counter() - start)
             timings[name] = best
+        self.tuned += 1
         return min(timings, key=timings.__getitem__)
 
     def freeze(self) -> None:
@@ -173,7 +207,7 @@ class TunedConv2d(nn.Module):
             key = (*x.shape, x.dtype.itemsize, x.device.type == "cpu")
             choice = self.choices.get(key)
             if choice is None:
-                choice = self.choices[key] = self._tune(x)
+                choice = self.choices[key] = self._choose(x)
         if choice == "nnpack":
             return self._nnpack(x)
         if choice == "channels_last":
@@ -181,13 +215,19 @@ class TunedConv2d(nn.Module):
         return self._nchw(x)
 
 
-def accelerate(module: nn.Module, repeats: int = 2) -> nn.Module:
-    """A copy of ``module`` (eval mode) whose convolutions tune their kernels; see the module doc."""
+def accelerate(module: nn.Module, repeats: int = 2, cache: KernelCache | None | str = "default") -> nn.Module:
+    """A copy of ``module`` (eval mode) whose convolutions tune their kernels; see the module doc.
+
+    ``cache``: "default" (:meth:`KernelCache.default`, on disk per machine), a
+    :class:`KernelCache`, or None to always tune.
+    """
+    if cache == "default":
+        cache = KernelCache.default()
     fast = copy.deepcopy(module).eval()
     for parent in list(fast.modules()):
         for name, child in list(parent.named_children()):
             if isinstance(child, nn.Conv2d) and not isinstance(child, TunedConv2d) and child.padding_mode == "zeros":
-                setattr(parent, name, TunedConv2d(child, repeats=repeats))
+                setattr(parent, name, TunedConv2d(child, repeats=repeats, cache=cache))
             elif isinstance(child, nn.ReLU):
                 setattr(parent, name, nn.ReLU(inplace=True))
     return fast.requires_grad_(False)

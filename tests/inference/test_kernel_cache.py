@@ -1,0 +1,144 @@
+"""The on-disk kernel cache: a second run reuses every tuned choice, files from another machine
+or damaged files are ignored, concurrent writers lose nothing, and a cache that cannot be
+written never stops stylizing."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import warnings
+
+import pytest
+import torch
+
+from reconet.inference.accelerate import TunedConv2d, accelerate
+from reconet.inference.kernel_cache import KernelCache, machine_fingerprint
+from reconet.models import build_reconet
+
+
+@pytest.fixture(scope="module")
+def tiny() -> torch.nn.Module:
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return build_reconet("tiny").eval()
+
+
+def tuned_convs(module: torch.nn.Module) -> list[TunedConv2d]:
+    return [m for m in module.modules() if isinstance(m, TunedConv2d)]
+
+
+def timed(module: torch.nn.Module) -> int:
+    """Layer-shapes timed in this run (layers of the same signature and input share one)."""
+    return sum(conv.tuned for conv in tuned_convs(module))
+
+
+def run(module: torch.nn.Module, cache: KernelCache | None, frame: torch.Tensor):
+    fast = accelerate(module, cache=cache)
+    with torch.inference_mode():
+        output = fast(frame).output
+    return fast, output
+
+
+def test_a_second_run_reuses_every_choice_and_gives_the_same_output(tmp_path, tiny):
+    frame = torch.rand(1, 3, 40, 56)
+    path = tmp_path / "kernels.json"
+    first, out1 = run(tiny, KernelCache(path), frame)
+    convs = tuned_convs(first)
+    stored = json.loads(path.read_text())
+    assert len(convs) > len(stored["choices"]) == timed(first) > 0
+    assert stored["machine"] == machine_fingerprint()
+    # One entry per distinct (layer, input shape): the residual blocks share theirs.
+    keys = {conv.cache_key(torch.empty(0)).split("|")[0] for conv in convs}
+    assert {key.split("|")[0] for key in stored["choices"]} == keys
+    assert set(stored["choices"].values()) <= {"nchw", "channels_last", "nnpack"}
+
+    second, out2 = run(tiny, KernelCache(path), frame)
+    assert timed(second) == 0
+    assert [c.choices for c in tuned_convs(second)] == [c.choices for c in convs]
+    torch.testing.assert_close(out2, out1, rtol=0, atol=0)
+
+    # Another input size is another key: tuned once, added to the file.
+    third, _ = run(tiny, KernelCache(path), torch.rand(1, 3, 48, 48))
+    assert timed(third) == len(stored["choices"])
+    assert len(json.loads(path.read_text())["choices"]) == 2 * len(stored["choices"])
+
+
+def test_keys_name_the_layer_the_input_shape_and_the_dtype():
+    conv = TunedConv2d(torch.nn.Conv2d(3, 32, 9, stride=1, padding=4))
+    key = conv.cache_key(torch.empty(1, 3, 480, 856))
+    assert key == "conv3-32-k9x9-s1x1-p4x4-d1x1-g1-b1|1x3x480x856|float32"
+    assert conv.cache_key(torch.empty(2, 3, 480, 856)) != key
+    assert conv.cache_key(torch.empty(1, 3, 480, 856, dtype=torch.bfloat16)).endswith("|bfloat16")
+    strided = TunedConv2d(torch.nn.Conv2d(3, 32, 9, stride=2, padding=4, bias=False))
+    assert strided.cache_key(torch.empty(1, 3, 480, 856)).startswith("conv3-32-k9x9-s2x2-p4x4-d1x1-g1-b0|")
+
+
+def test_a_file_from_another_machine_is_ignored_and_replaced(tmp_path, tiny):
+    frame = torch.rand(1, 3, 40, 56)
+    path = tmp_path / "kernels.json"
+    other, _ = run(tiny, KernelCache(path, fingerprint={"cpu": "another CPU"}), frame)
+    fast, _ = run(tiny, KernelCache(path), frame)
+    assert timed(fast) == timed(other) > 0
+    assert json.loads(path.read_text())["machine"] == machine_fingerprint()
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"format": 1, "machine": null}', "[]", ""])
+def test_a_damaged_file_counts_as_empty_and_is_rewritten(tmp_path, tiny, content):
+    path = tmp_path / "kernels.json"
+    path.write_text(content)
+    fast, _ = run(tiny, KernelCache(path), torch.rand(1, 3, 40, 56))
+    assert timed(fast) == len(json.loads(path.read_text())["choices"]) > 0
+
+
+def test_a_cached_choice_that_does_not_apply_is_tuned_again(tmp_path, tiny):
+    frame = torch.rand(1, 3, 40, 56)
+    path = tmp_path / "kernels.json"
+    run(tiny, KernelCache(path), frame)
+    stored = json.loads(path.read_text())
+    # NNPACK does stride-1 only; "winograd9" is no kernel at all.
+    strided = next(key for key in stored["choices"] if "-s2x2-" in key)
+    stored["choices"] = {key: ("nnpack" if key == strided else "winograd9") for key in stored["choices"]}
+    path.write_text(json.dumps(stored))
+    fast, _ = run(tiny, KernelCache(path), frame)
+    assert timed(fast) == len(stored["choices"])
+    assert set(json.loads(path.read_text())["choices"].values()) <= {"nchw", "channels_last", "nnpack"}
+
+
+def _writer(path: str, prefix: str, count: int) -> None:
+    cache = KernelCache(path, fingerprint={"cpu": "test"})
+    for index in range(count):
+        cache.put(f"{prefix}{index}", "nchw")
+
+
+def test_concurrent_writers_lose_no_entry(tmp_path):
+    path = tmp_path / "kernels.json"
+    context = mp.get_context("spawn")
+    writers = [context.Process(target=_writer, args=(str(path), prefix, 40)) for prefix in ("a", "b", "c")]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(timeout=120)
+    assert [writer.exitcode for writer in writers] == [0, 0, 0]
+    choices = json.loads(path.read_text())["choices"]
+    assert set(choices) == {f"{prefix}{i}" for prefix in "abc" for i in range(40)}
+    assert not [p.name for p in tmp_path.iterdir() if p.name not in ("kernels.json", "kernels.json.lock")]
+
+
+def test_an_unwritable_cache_warns_once_and_stylizing_goes_on(tmp_path, tiny):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    cache = KernelCache(blocker / "kernels.json")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fast, output = run(tiny, cache, torch.rand(1, 3, 40, 56))
+    messages = [str(w.message) for w in caught if "kernel cache" in str(w.message)]
+    assert len(messages) == 1 and "not written" in messages[0], messages
+    assert output.shape == (1, 3, 40, 56) and torch.isfinite(output).all()
+
+
+def test_the_default_cache_lives_in_the_cache_dir_and_can_be_switched_off(tmp_path, monkeypatch):
+    monkeypatch.setenv("RECONET_CACHE_DIR", str(tmp_path))
+    cache = KernelCache.default()
+    assert cache is not None and cache.path.parent == tmp_path and cache.path.name.startswith("kernels-")
+    monkeypatch.setenv("RECONET_KERNEL_CACHE", "off")
+    assert KernelCache.default() is None
