@@ -2,19 +2,22 @@
 
     python scripts/benchmark.py --quick          # about 3 minutes on 2 CPU cores: 640x360 only
     python scripts/benchmark.py                  # about 12 minutes: 640x360, 1280x720, 1920x1080
+    python scripts/benchmark.py --device cuda    # on a GPU: fp16 / fp32 / bf16 fps per preset and size
 
 Sections (one run, so every ratio compares measurements taken side by side):
 
 1. CPU variants of the paper network at 640x360 (CPU only): eager NCHW, eager channels_last,
    torch.compile, ONNX Runtime, tuned kernels (reconet.inference.accelerate), tuned kernels +
    torch.compile, bf16 channels_last (reconet.inference.precision; the CPU features detected
-   are printed at the top). The fastest fp32 one is what reconet-stylize uses.
+   are printed at the top). Efficiency against both the fp32 and the bf16 matrix-multiply
+   rate measured in the same section. The fastest fp32 one is what reconet-stylize uses.
 2. Model-only fps of every preset at each size on the current device, through the same
    Stylizer that reconet-stylize builds by default for a long video; GFLOP/frame from conv
    hooks; on CPU, efficiency = fps x GFLOP/frame / SGEMM GFLOP/s (SGEMM measured in this run).
+   With --device cuda: the GPU's name, and rows for fp16 (the default), fp32 and bf16.
 3. End to end on a sample clip (decode -> stylize -> encode, reconet.inference.pipeline) vs the
    same stylizer on the same frames already in memory, alternating, and their ratio.
-4. Expected GPU numbers from the FLOP count (not measured here).
+4. Without a GPU: expected GPU numbers from the FLOP count (not measurements).
 
 Random weights: speed does not depend on what the network learned.
 """
@@ -35,8 +38,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 
-from reconet.inference.benchmark import Sgemm, cpu_name, gflop_per_frame, interleaved  # noqa: E402
-from reconet.inference.precision import cpu_features, native_bf16_cpu  # noqa: E402
+from reconet.inference.benchmark import Sgemm, gflop_per_frame, interleaved  # noqa: E402
+from reconet.inference.precision import cpu_features, cpu_model_name, native_bf16_cpu  # noqa: E402
 from reconet.inference.stylizer import (  # noqa: E402
     OnnxStylizer,
     TorchStylizer,
@@ -84,6 +87,10 @@ def line(text: str = "") -> None:
     print(text, flush=True)
 
 
+def device_name(device: torch.device) -> str:
+    return f"{device} ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else str(device)
+
+
 def warm(run, calls: int = 3) -> float:
     start = time.perf_counter()
     for _ in range(calls):
@@ -118,12 +125,23 @@ def variants_section(rounds: int, sgemm: Sgemm, threads: int, allow_compile: boo
     for name, run in candidates.items():
         seconds = warm(run)
         line(f"   warm-up {name:38s} {seconds:6.1f} s (tuning / compiling)")
+    # The bf16 matrix rate: what a bf16 network could reach (several times SGEMM with AMX,
+    # below it where bf16 is emulated). Measured before and after the timings, best kept.
+    bf16_gemm = Sgemm("cpu", dtype=torch.bfloat16)
+    bf16_gemm.measure()
     timings = interleaved(candidates, rounds, sgemm)
-    line(f"   SGEMM (best in this section): {sgemm.best:.1f} GFLOP/s")
-    line(f"   {'variant':38s} {'fps':>7s} {'ms/frame':>9s} {'efficiency':>10s}   (best of {rounds}; median ms)")
+    bf16_gemm.measure()
+    line(f"   matrix multiply (best in this section): fp32 {sgemm.best:.1f} GFLOP/s, bf16 {bf16_gemm.best:.1f} GFLOP/s")
+    line(
+        f"   {'variant':38s} {'fps':>7s} {'ms/frame':>9s} {'vs fp32 GEMM':>12s} {'vs bf16 GEMM':>12s}"
+        f"   (best of {rounds}; median ms)"
+    )
     for name, timing in sorted(timings.items(), key=lambda kv: kv[1].best):
         fps = 1 / timing.best
-        line(f"   {name:38s} {fps:7.3f} {1000 * timing.best:9.0f} {fps * gflop / sgemm.best:10.0%}   ({1000 * timing.median:.0f})")
+        line(
+            f"   {name:38s} {fps:7.3f} {1000 * timing.best:9.0f} {fps * gflop / sgemm.best:12.0%} "
+            f"{fps * gflop / bf16_gemm.best:12.0%}   ({1000 * timing.median:.0f})"
+        )
     line()
 
 
@@ -132,10 +150,15 @@ def presets_section(
 ) -> dict[tuple[str, str], TorchStylizer]:
     cuda = device.type == "cuda"
     compile_default = allow_compile and not cuda
-    mode = "fp16, channels_last, cudnn.benchmark" if cuda else (
+    # CUDA: the default fp16 and, for comparison, fp32 (and bf16 where the GPU has it), all
+    # with channels_last and cudnn.benchmark. CPU: what reconet-stylize uses by default.
+    precisions = ["auto"]
+    if cuda:
+        precisions = ["fp16", "fp32"] + (["bf16"] if torch.cuda.is_bf16_supported() else [])
+    mode = "channels_last, cudnn.benchmark" if cuda else (
         "tuned kernels + torch.compile" if compile_default else "tuned kernels"
     )
-    line(f"2. Model-only speed on {device} ({mode}), batch 1")
+    line(f"2. Model-only speed on {device_name(device)} ({mode}), batch 1")
     runners: dict[tuple[str, str], TorchStylizer] = {}
     rows = []
     for preset in presets:
@@ -143,17 +166,18 @@ def presets_section(
         for size in sizes:
             width, height = SIZES.get(size) or tuple(int(v) for v in size.lower().split("x"))
             x = torch.rand(1, 3, height, width)
-            runner = TorchStylizer(model, device=device, compile=compile_default)
-            warm(lambda: runner(x), calls=2)  # tunes kernels, then compiles
-            sync = runner.synchronize
-            timing = interleaved({"model": lambda: runner(x)}, rounds, sgemm, sync)["model"]
-            rows.append((preset, size, gflop_per_frame(model, height, width), timing.best))
-            runners[(preset, size)] = runner
+            for precision in precisions:
+                runner = TorchStylizer(model, device=device, precision=precision, compile=compile_default)
+                warm(lambda: runner(x), calls=2)  # tunes kernels, then compiles
+                sync = runner.synchronize
+                timing = interleaved({"model": lambda: runner(x)}, rounds, sgemm, sync)["model"]
+                rows.append((preset, size, runner.info.dtype, gflop_per_frame(model, height, width), timing.best))
+                runners.setdefault((preset, size), runner)  # the first precision: the default
     # printed after all measurements, so every efficiency uses the same SGEMM figure
-    header = f"   {'preset':8s} {'size':10s} {'GFLOP/frame':>11s} {'fps':>8s} {'ms/frame':>9s}"
+    header = f"   {'preset':8s} {'size':10s} {'precision':10s} {'GFLOP/frame':>11s} {'fps':>8s} {'ms/frame':>9s}"
     line(header + ("" if cuda else f" {'efficiency':>10s}"))
-    for preset, size, gflop, seconds in rows:
-        row = f"   {preset:8s} {size:10s} {gflop:11.1f} {1 / seconds:8.2f} {1000 * seconds:9.0f}"
+    for preset, size, dtype, gflop, seconds in rows:
+        row = f"   {preset:8s} {size:10s} {dtype:10s} {gflop:11.1f} {1 / seconds:8.2f} {1000 * seconds:9.0f}"
         if not cuda and sgemm is not None:
             row += f" {gflop / seconds / sgemm.best:10.0%}"
         line(row)
@@ -237,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     threads = torch.get_num_threads()
     started = time.perf_counter()
     line(
-        f"reconet inference benchmark: torch {torch.__version__}, {device}, {cpu_name()}, {os.cpu_count()} CPUs, "
+        f"reconet inference benchmark: torch {torch.__version__}, {device_name(device)}, {cpu_model_name()}, {os.cpu_count()} CPUs, "
         f"{threads} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}"
     )
     matrix_flags = sorted(f for f in cpu_features() if f.startswith(("avx", "amx")))
@@ -256,7 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     elif e2e_key is not None:
         size = SIZES.get(e2e_key[1]) or tuple(int(v) for v in e2e_key[1].split("x"))
         end_to_end_section(clip, runners[e2e_key], size, args.e2e_frames or (12 if args.quick else 24), e2e_key[0])
-    gpu_section(presets, sizes)
+    if device.type != "cuda":
+        gpu_section(presets, sizes)
     line(f"SGEMM best over the whole run: {sgemm.best:.1f} GFLOP/s; total time {time.perf_counter() - started:.0f} s")
     return 0
 

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,17 +23,6 @@ from reconet.models.complexity import conv_macs_per_frame
 SGEMM_SIZE = 2048
 
 
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def gflop_per_frame(model: torch.nn.Module, height: int, width: int) -> float:
     """Convolution GFLOP for one frame (2 FLOP per multiply-accumulate)."""
 
@@ -42,13 +30,15 @@ def gflop_per_frame(model: torch.nn.Module, height: int, width: int) -> float:
 
 
 class Sgemm:
-    """SGEMM GFLOP/s on the current device, best of all calls so far."""
+    """Matrix-multiply GFLOP/s on the current device, best of all calls so far: float32 (SGEMM)
+    by default; ``dtype=torch.bfloat16`` gives the bf16 rate low-precision inference can reach."""
 
-    def __init__(self, device: torch.device | str = "cpu", size: int = SGEMM_SIZE):
+    def __init__(self, device: torch.device | str = "cpu", size: int = SGEMM_SIZE, dtype: torch.dtype = torch.float32):
         self.device = torch.device(device)
+        self.dtype = dtype
         generator = torch.Generator().manual_seed(0)
-        self.a = torch.randn(size, size, generator=generator).to(self.device)
-        self.b = torch.randn(size, size, generator=generator).to(self.device)
+        self.a = torch.randn(size, size, generator=generator).to(self.device, dtype)
+        self.b = torch.randn(size, size, generator=generator).to(self.device, dtype)
         self.size = size
         self.best = 0.0
         torch.mm(self.a, self.b)  # warm-up (thread pools, MKL buffers)

@@ -45,9 +45,19 @@ def test_benchmark_smoke(videos_dir: Path) -> None:
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    row = re.search(r"^\s+tiny\s+320x180\s+([\d.]+)\s+([\d.]+)\s+(\d+)\s+(\d+)%", out, re.MULTILINE)
+    row = re.search(r"^\s+tiny\s+320x180\s+float32\s+([\d.]+)\s+([\d.]+)\s+(\d+)\s+(\d+)%", out, re.MULTILINE)
     assert row, out
     assert abs(float(row.group(1)) - 2 * tiny_gmac(180, 320)) < 0.05  # GFLOP = 2 x GMAC
     assert float(row.group(2)) > 0
     assert "ratio end-to-end / model-only" in out
     assert "NOT measured" in out and "SGEMM best" in out
+
+
+def test_matrix_rates_are_measured_in_fp32_and_bf16() -> None:
+    import torch
+
+    from reconet.inference.benchmark import Sgemm
+
+    for dtype in (torch.float32, torch.bfloat16):
+        gemm = Sgemm("cpu", size=256, dtype=dtype)
+        assert gemm.a.dtype == dtype and gemm.measure() > 0 and gemm.best > 0
