@@ -56,6 +56,11 @@ CPU_DEFAULTS: dict[str, Any] = {
 # "auto" compiles on CPU when at least this many frames are expected (compiling costs about
 # as much as 10-40 frames of the paper network at 640x360).
 COMPILE_MIN_FRAMES = 64
+# Tuned kernels have a one-off start a single frame never repays: NNPACK's first call in a
+# process (about 1.1 s), plus timing every layer when the kernel cache is cold. One photo with
+# the tiny network at 854x480 (scripts/first_frame.py): first frame 0.72 s untuned against 1.79 s
+# tuned from the cache and 5.6 s tuning cold, while a later frame gains only 0.11 s.
+ACCELERATE_MIN_FRAMES = 2
 
 # Tiles are aligned to this, so every tile's stride-2 grids coincide with the full frame's.
 _TILE_ALIGN = 4
@@ -416,6 +421,8 @@ def load(
     ``backend``: "auto" (CUDA: torch; CPU: :data:`CPU_DEFAULTS`), "torch" or "onnx".
     ``compile`` None means the device default: off on CUDA; on CPU compile when
     ``expected_frames`` >= :data:`COMPILE_MIN_FRAMES` (compiling takes tens of seconds).
+    ``accelerate`` None likewise: tuned kernels on CPU unless fewer than
+    :data:`ACCELERATE_MIN_FRAMES` frames are expected (a single image).
     """
     path = Path(path)
     if backend not in ("auto", "torch", "onnx"):
@@ -438,6 +445,8 @@ def load(
             backend = "torch"
     if backend == "onnx":
         return OnnxStylizer(model_to_onnx_bytes(model), device=device, threads=threads, meta=meta)
+    if accelerate is None and on_cpu and expected_frames is not None and expected_frames < ACCELERATE_MIN_FRAMES:
+        accelerate = False
     if compile is None:
         if on_cpu and CPU_DEFAULTS["compile"] == "auto":
             compile = expected_frames is not None and expected_frames >= COMPILE_MIN_FRAMES
@@ -473,6 +482,7 @@ def timed(stylizer: Stylizer, batch: torch.Tensor) -> tuple[torch.Tensor, float]
 
 
 __all__ = [
+    "ACCELERATE_MIN_FRAMES",
     "COMPILE_MIN_FRAMES",
     "CPU_DEFAULTS",
     "DEFAULT_TILE_CONTEXT",

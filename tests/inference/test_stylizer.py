@@ -167,6 +167,15 @@ def test_load_artifact_on_cpu(tiny: torch.nn.Module, tmp_path: Path) -> None:
     assert st.load(path, device="cpu", expected_frames=st.COMPILE_MIN_FRAMES).info.compiled
 
 
+def test_a_single_image_skips_kernel_tuning_a_video_keeps_it(tiny: torch.nn.Module, tmp_path: Path) -> None:
+    """Tuning cannot pay back on one frame (scripts/first_frame.py); an explicit choice wins."""
+    path = save_artifact(tmp_path / "m.pt", tiny, {"style": "x"})
+    assert not st.load(path, device="cpu", precision="fp32", expected_frames=1).info.accelerated
+    assert st.load(path, device="cpu", precision="fp32", expected_frames=st.ACCELERATE_MIN_FRAMES).info.accelerated
+    assert st.load(path, device="cpu", precision="fp32").info.accelerated  # unknown length (webcam)
+    assert st.load(path, device="cpu", precision="fp32", expected_frames=1, accelerate=True).info.accelerated
+
+
 def test_onnx_file_needs_the_onnx_backend(tmp_path: Path) -> None:
     (tmp_path / "m.onnx").write_bytes(b"x")
     with pytest.raises(ValueError, match="onnx backend"):

@@ -1,0 +1,128 @@
+"""How long one photo takes, from the command to the written file: cold, with the kernel cache,
+and without kernel tuning.
+
+    python scripts/first_frame.py                       # candy (tiny), a bundled photo at 854x480
+    python scripts/first_frame.py --rounds 5 --style mosaic --size 1280x720
+
+Every measurement is a fresh process, so import, model loading, thread-pool start and kernel
+tuning are all paid as a user pays them. Rounds are interleaved (cold, cached, untuned, cold,
+...) so that load on a shared machine hits every configuration alike; the table gives the
+median and the range.
+
+* ``reconet-stylize (cold cache)``: the command with an empty kernel cache -- every
+  convolution layer times its candidate kernels (reconet.inference.accelerate);
+* ``reconet-stylize (cached)``: the same command once the cache holds this machine's choices;
+* in-process phases of the same work (load, first frame) for tuned kernels cold and cached,
+  untuned fp32 (oneDNN's default kernels) and bf16: where the time goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CONFIGS = ("tuned, cold cache", "tuned, cached", "untuned fp32", "bf16")
+
+
+def child(args: argparse.Namespace) -> int:
+    """One measurement in this fresh process: seconds to load and to stylize the first frame."""
+    started = time.perf_counter()
+    import torch
+
+    from reconet.image import load_image
+    from reconet.inference.stylizer import load
+    from reconet.models.pretrained import pretrained_path
+
+    imported = time.perf_counter()
+    settings = {
+        "tuned, cold cache": dict(precision="fp32", accelerate=True),
+        "tuned, cached": dict(precision="fp32", accelerate=True),
+        "untuned fp32": dict(precision="fp32", accelerate=False),
+        "bf16": dict(precision="bf16"),
+    }[args.child]
+    stylizer = load(pretrained_path(args.style), device="cpu", compile=False, **settings)
+    width, height = (int(v) for v in args.size.split("x"))
+    image = torch.nn.functional.interpolate(load_image(args.image)[None], size=(height, width), mode="bilinear")
+    loaded = time.perf_counter()
+    stylizer(image)
+    first = time.perf_counter()
+    stylizer(image)
+    second = time.perf_counter()
+    print(json.dumps({"import": imported - started, "load": loaded - imported, "first": first - loaded, "second": second - first}))
+    return 0
+
+
+def run_cli(args: argparse.Namespace, cache: Path, output: Path) -> float:
+    command = [sys.executable, "-m", "reconet.cli.stylize", "-s", args.style, str(args.image), str(output),
+               "--size", args.size, "--overwrite", "--no-progress"]  # fmt: skip
+    env = {**os.environ, "RECONET_CACHE_DIR": str(cache)}
+    start = time.perf_counter()
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def run_child(args: argparse.Namespace, config: str, cache: Path) -> dict[str, float]:
+    command = [sys.executable, __file__, "--child", config, "--style", args.style, "--image", str(args.image), "--size", args.size]
+    env = {**os.environ, "RECONET_CACHE_DIR": str(cache)}
+    result = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def summary(values: list[float]) -> str:
+    return f"{statistics.median(values):6.2f} s  ({min(values):.2f}-{max(values):.2f})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--style", default="candy", help="a bundled style (all are the tiny network)")
+    parser.add_argument("--image", type=Path, default=None, help="default: a bundled photo")
+    parser.add_argument("--size", default="854x480", help="WxH the photo is stylized at")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--child", choices=CONFIGS, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.image is None:
+        from reconet.resources import asset_path
+
+        args.image = Path(asset_path("photos/skimage_astronaut.jpg"))
+    if args.child:
+        return child(args)
+
+    from reconet.inference.precision import cpu_features, cpu_model_name, native_bf16_cpu
+
+    flags = sorted(f for f in cpu_features() if f.startswith(("avx", "amx")))
+    print(f"one photo, {args.style} at {args.size}, {cpu_model_name()} ({' '.join(flags)}; native bf16: {native_bf16_cpu()}), "
+          f"{os.cpu_count()} CPUs, {args.rounds} interleaved rounds, every measurement a fresh process")
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        primed = scratch / "primed"
+        run_cli(args, primed, scratch / "prime.png")  # fills the cache the "cached" runs use
+        cli: dict[str, list[float]] = {"reconet-stylize (cold cache)": [], "reconet-stylize (cached)": []}
+        phases: dict[str, list[dict[str, float]]] = {config: [] for config in CONFIGS}
+        for round_ in range(args.rounds):
+            cold = scratch / f"cold{round_}"
+            cli["reconet-stylize (cold cache)"].append(run_cli(args, cold / "cli", scratch / "out.png"))
+            cli["reconet-stylize (cached)"].append(run_cli(args, primed, scratch / "out.png"))
+            for config in CONFIGS:
+                cache = primed if config == "tuned, cached" else cold / config.replace(" ", "_")
+                phases[config].append(run_child(args, config, cache))
+    print(f"{'wall clock, command to written file':40s} median  (range)")
+    for name, values in cli.items():
+        print(f"   {name:37s} {summary(values)}")
+    print(f"{'in process':22s} {'import':>20s} {'load model':>20s} {'first frame':>20s} {'second frame':>20s}")
+    for config, runs in phases.items():
+        cells = [f"{statistics.median(r[key] for r in runs):8.2f} s" for key in ("import", "load", "first", "second")]
+        print(f"   {config:19s} " + " ".join(f"{cell:>20s}" for cell in cells))
+    cold, cached = (statistics.median(values) for values in cli.values())
+    print(f"cached / cold wall clock: {cached / cold:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
