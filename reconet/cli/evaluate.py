@@ -139,6 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--heatmap-pair", metavar="[PASS/]SCENE/FRAME", help="pair for the error heat-map (default: the first pair)"
     )
     out.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: auto)")
+    out.add_argument(
+        "--precision",
+        default="fp32",
+        choices=("fp32", "bf16", "fp16", "auto"),
+        help="arithmetic of the models evaluated, as in reconet-stylize (default fp32: the same numbers on every machine)",
+    )
     out.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -192,6 +198,7 @@ def _config_from_args(args: argparse.Namespace):
         flow_method=args.flow_method,
         raft_weights=args.raft_weights,
         device=args.device,
+        precision=args.precision,
         heatmap_pair=args.heatmap_pair,
         progress=not args.no_progress,
     )

@@ -25,6 +25,7 @@ import torch
 from reconet.evaluation.sources import EvalPair, EvaluationError, resize_frame
 from reconet.image import IMAGE_SUFFIXES, load_image
 from reconet.media import list_image_files
+from reconet.inference.precision import resolve_precision, to_precision
 from reconet.models.artifact import load_stylizer
 
 INPUT_NAME = "input"
@@ -88,24 +89,29 @@ class ModelMethod:
 
     kind = "model"
 
-    def __init__(self, name: str, path: Path, device: torch.device | str = "cpu") -> None:
-
+    def __init__(self, name: str, path: Path, device: torch.device | str = "cpu", precision: str = "fp32") -> None:
+        """``precision``: fp32 (default: numbers comparable across machines), bf16, fp16 or auto,
+        run as ``reconet-stylize --precision`` runs it (fp32 islands, reconet.inference.precision)."""
         if not path.is_file():
             raise EvaluationError(f"model file not found: {path}")
         self.name = name
         self.path = path
         self.device = torch.device(device)
+        try:
+            self.dtype = resolve_precision(precision, self.device)
+        except ValueError as error:
+            raise EvaluationError(str(error)) from None
         model, meta = load_stylizer(path, map_location=self.device)
-        self.model = model.to(self.device).eval()
+        self.model = to_precision(model.to(self.device).eval(), self.dtype)
         self.meta = meta
         self._cache = _FrameCache()
 
     def describe(self) -> dict:
-        return {"kind": self.kind, "source": str(self.path), "meta": self.meta}
+        return {"kind": self.kind, "source": str(self.path), "meta": self.meta, "dtype": str(self.dtype).replace("torch.", "")}
 
     @torch.inference_mode()
     def _stylize(self, frame: torch.Tensor) -> torch.Tensor:
-        return self.model(frame.to(self.device)).output  # (1, 3, H, W) [0, 1]
+        return self.model(frame.to(self.device, self.dtype)).output.float()  # (1, 3, H, W) [0, 1]
 
     def outputs(self, pair: EvalPair) -> tuple[torch.Tensor, torch.Tensor]:
         # pairs arrive in order, so frame N of this pair is usually frame N+1 of the last one
@@ -177,8 +183,8 @@ class FramesMethod:
         return first, second
 
 
-def build_method(spec: MethodSpec, device: torch.device | str = "cpu"):
-    """A method object for a :class:`MethodSpec`."""
+def build_method(spec: MethodSpec, device: torch.device | str = "cpu", precision: str = "fp32"):
+    """A method object for a :class:`MethodSpec` (``precision`` applies to models)."""
     if spec.kind == "baseline":
         if spec.name != INPUT_NAME:
             raise EvaluationError(f"unknown baseline {spec.name!r}; available: {INPUT_NAME!r}")
@@ -186,7 +192,7 @@ def build_method(spec: MethodSpec, device: torch.device | str = "cpu"):
     if spec.path is None:
         raise EvaluationError(f"{spec.kind} {spec.name!r} needs a path")
     if spec.kind == "model":
-        return ModelMethod(spec.name, spec.path, device)
+        return ModelMethod(spec.name, spec.path, device, precision)
     if spec.kind == "frames":
         return FramesMethod(spec.name, spec.path)
     raise EvaluationError(f"unknown method kind {spec.kind!r}")

@@ -64,6 +64,7 @@ class EvaluationConfig:
     flow_method: str = "auto"  # video: auto | raft | dis
     raft_weights: Path | None = None
     device: str = "cpu"
+    precision: str = "fp32"  # of the models evaluated: fp32, bf16, fp16 or auto
     heatmap_pair: str | None = None  # "SCENE/FRAME" or "PASS/SCENE/FRAME"; default: first pair
     progress: bool = True
 
@@ -161,7 +162,7 @@ def _build_methods(config: EvaluationConfig, device: torch.device) -> list:
                 f"duplicate name {spec.name!r} (names must be unique and {INPUT_NAME!r} is reserved; use NAME=PATH)"
             )
         seen.add(spec.name)
-        methods.append(build_method(spec, device))
+        methods.append(build_method(spec, device, config.precision))
     return methods
 
 
@@ -338,6 +339,7 @@ def evaluate(config: EvaluationConfig) -> EvaluationResult:
             "style_size": config.style_size,
         },
         "device": str(device),
+        "precision": config.precision,
         "models": entries,
     }
     return EvaluationResult(report=report, heatmap=heatmap)

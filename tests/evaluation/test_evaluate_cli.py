@@ -342,6 +342,25 @@ def test_comparison_of_two_tiny_models(
     assert sorted(p.name for p in plots.iterdir()) == ["temporal_error_heatmap.png", "temporal_error_pairs.png"]
 
 
+def test_models_can_be_measured_in_bf16_as_they_would_run(synthetic: Path, tiny_models, tmp_path: Path, capsys) -> None:
+    """--precision bf16 runs the model as reconet-stylize --precision bf16 would (fp32
+    islands); its temporal error is the fp32 one up to bf16 rounding, and the report says which."""
+    reports = {}
+    for precision in ("fp32", "bf16"):
+        out = tmp_path / f"{precision}.json"
+        argv = ["--root", str(synthetic), "--scene", "shift", "--model", str(tiny_models[0]), "--no-quality"]
+        code, _, err = run([*argv, "--device", "cpu", "--precision", precision, "--json", str(out)], capsys)
+        assert code == 0, err
+        reports[precision] = json.loads(out.read_text())
+    assert reports["fp32"]["precision"] == "fp32" and reports["bf16"]["precision"] == "bf16"
+    assert reports["bf16"]["models"]["tiny_1"]["dtype"] == "bfloat16"
+    fp32_pairs, bf16_pairs = (r["models"]["tiny_1"]["pairs"] for r in (reports["fp32"], reports["bf16"]))
+    assert len(fp32_pairs) == len(bf16_pairs) == 2
+    for a, b in zip(fp32_pairs, bf16_pairs):
+        assert b["temporal_error"] != a["temporal_error"]  # really ran in bf16
+        assert b["temporal_error"] == pytest.approx(a["temporal_error"], rel=0.05)
+
+
 # ----------------------------------------------------------------------------- bad inputs
 
 
@@ -358,7 +377,15 @@ def _bad_inputs(synthetic: Path, tmp: Path) -> dict[str, tuple[list[str], str]]:
     for k in (1, 2, 3):
         write_frame(small / f"frame_{k:04d}.png", np.zeros((10, 10, 3), np.uint8))
     quick = ["--no-quality"]
+    from reconet.models import build_reconet
+    from reconet.models.artifact import save_artifact
+
+    tiny = save_artifact(tmp / "tiny.pt", build_reconet("tiny"), {"style": "random"})
     return {
+        "fp16 on the CPU": (
+            ["--root", str(synthetic), "--model", str(tiny), "--precision", "fp16", "--device", "cpu", *quick],
+            "fp16 is for CUDA",
+        ),
         "missing root": (["--root", str(tmp / "nowhere"), "--baseline", "input"], "not found"),
         "no pairs": (["--root", str(empty), "--baseline", "input"], "no pairs"),
         "flow/frame size mismatch": (["--root", str(mismatch), "--baseline", "input", *quick], "mismatch"),
@@ -394,6 +421,7 @@ def _bad_inputs(synthetic: Path, tmp: Path) -> dict[str, tuple[list[str], str]]:
 
 
 BAD_CASES = [
+    "fp16 on the CPU",
     "missing root",
     "no pairs",
     "flow/frame size mismatch",
