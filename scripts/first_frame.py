@@ -1,19 +1,19 @@
-"""How long one photo takes, from the command to the written file: cold, with the kernel cache,
-and without kernel tuning.
+"""How long one photo takes, from the command to the written file, and where the time goes with
+and without kernel tuning (cold and from the kernel cache).
 
     python scripts/first_frame.py                       # candy (tiny), a bundled photo at 854x480
     python scripts/first_frame.py --rounds 5 --style mosaic --size 1280x720
 
 Every measurement is a fresh process, so import, model loading, thread-pool start and kernel
-tuning are all paid as a user pays them. Rounds are interleaved (cold, cached, untuned, cold,
-...) so that load on a shared machine hits every configuration alike; the table gives the
-median and the range.
+tuning are all paid as a user pays them. Rounds are interleaved (command, tuned cold, tuned
+cached, untuned, bf16, command, ...) so that load on a shared machine hits every configuration
+alike; the table gives the median and the range.
 
-* ``reconet-stylize (cold cache)``: the command with an empty kernel cache -- every
-  convolution layer times its candidate kernels (reconet.inference.accelerate);
-* ``reconet-stylize (cached)``: the same command once the cache holds this machine's choices;
-* in-process phases of the same work (load, first frame) for tuned kernels cold and cached,
-  untuned fp32 (oneDNN's default kernels) and bf16: where the time goes.
+* ``reconet-stylize``: the command as a user runs it on one photo (with an empty kernel cache;
+  a single image runs untuned, see ACCELERATE_MIN_FRAMES in reconet.inference.stylizer);
+* in-process phases of the same work (import, load, first and second frame) for tuned kernels
+  with an empty cache (every layer times its candidates, reconet.inference.accelerate) and
+  with a filled one, untuned fp32 (oneDNN's default kernels) and bf16: where the time goes.
 """
 
 from __future__ import annotations
@@ -102,25 +102,26 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         primed = scratch / "primed"
-        run_cli(args, primed, scratch / "prime.png")  # fills the cache the "cached" runs use
-        cli: dict[str, list[float]] = {"reconet-stylize (cold cache)": [], "reconet-stylize (cached)": []}
+        run_child(args, "tuned, cold cache", primed)  # fills the cache the "cached" runs use
+        cli: list[float] = []
         phases: dict[str, list[dict[str, float]]] = {config: [] for config in CONFIGS}
         for round_ in range(args.rounds):
             cold = scratch / f"cold{round_}"
-            cli["reconet-stylize (cold cache)"].append(run_cli(args, cold / "cli", scratch / "out.png"))
-            cli["reconet-stylize (cached)"].append(run_cli(args, primed, scratch / "out.png"))
+            cli.append(run_cli(args, cold / "cli", scratch / "out.png"))
             for config in CONFIGS:
                 cache = primed if config == "tuned, cached" else cold / config.replace(" ", "_")
                 phases[config].append(run_child(args, config, cache))
     print(f"{'wall clock, command to written file':40s} median  (range)")
-    for name, values in cli.items():
-        print(f"   {name:37s} {summary(values)}")
-    print(f"{'in process':22s} {'import':>20s} {'load model':>20s} {'first frame':>20s} {'second frame':>20s}")
+    print(f"   {'reconet-stylize, one photo':37s} {summary(cli)}")
+    print(f"{'in process (medians)':22s} {'import':>20s} {'load model':>20s} {'first frame':>20s} {'second frame':>20s}")
     for config, runs in phases.items():
         cells = [f"{statistics.median(r[key] for r in runs):8.2f} s" for key in ("import", "load", "first", "second")]
         print(f"   {config:19s} " + " ".join(f"{cell:>20s}" for cell in cells))
-    cold, cached = (statistics.median(values) for values in cli.values())
-    print(f"cached / cold wall clock: {cached / cold:.2f}")
+    first = {config: statistics.median(r["first"] for r in runs) for config, runs in phases.items()}
+    print(
+        f"first frame / untuned: tuned cold {first['tuned, cold cache'] / first['untuned fp32']:.1f}x, "
+        f"tuned cached {first['tuned, cached'] / first['untuned fp32']:.1f}x"
+    )
     return 0
 
 

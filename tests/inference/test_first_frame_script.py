@@ -1,0 +1,27 @@
+"""scripts/first_frame.py runs end to end and reports every configuration (no timing
+assertions: speed is measured by running the script, see docs/inference.md)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow  # end to end: real commands, subprocesses or whole runs
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_first_frame_smoke() -> None:
+    command = [sys.executable, str(ROOT / "scripts" / "first_frame.py"), "--rounds", "1", "--size", "64x48"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert re.search(r"^\s+reconet-stylize, one photo\s+\d+\.\d+ s", out, re.M), out
+    for config in ("tuned, cold cache", "tuned, cached", "untuned fp32", "bf16"):
+        assert re.search(rf"^\s+{re.escape(config)}(\s+\d+\.\d+ s){{4}}$", out, re.M), out
+    assert re.search(r"^first frame / untuned: tuned cold \d+\.\dx, tuned cached \d+\.\dx$", out, re.M), out
+    assert "native bf16:" in out
