@@ -144,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = parser.add_argument_group("run")
     run.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
+    run.add_argument("--precision", choices=("fp32", "bf16", "auto"), default="fp32",
+                     help="arithmetic of the loss network (image and losses stay fp32); auto: bf16 where it "
+                          "is native (AMX/AVX512-BF16 CPUs, bf16 GPUs), else fp32 (default: fp32)")
     run.add_argument("--work-dir", type=Path, metavar="DIR",
                      help="where finished frames are kept until the output is written (default OUTPUT.parts)")
     run.add_argument("--restart", action="store_true",
@@ -221,6 +224,7 @@ def _run(args: argparse.Namespace) -> int:
             size=size,
             max_frames=args.max_frames,
             device=args.device,
+            precision=args.precision,
             work_dir=args.work_dir,
             flow_cache=args.flow_cache,
             restart=args.restart,

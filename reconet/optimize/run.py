@@ -37,6 +37,7 @@ from reconet.media import (
     output_kind,
 )
 from reconet.optimize.config import OptimizeConfig
+from reconet.optimize.objective import resolve_optimize_precision
 from reconet.optimize.parts import PartsDir, parts_dir_for
 from reconet.optimize.sequence import FrameResult, VideoOptimizer
 
@@ -75,6 +76,7 @@ def optimize_video(
     size: SizeSpec | None = None,
     max_frames: int | None = None,
     device: str = "auto",
+    precision: str = "fp32",
     work_dir: str | Path | None = None,
     flow_cache: str | Path | None = None,
     restart: bool = False,
@@ -97,6 +99,8 @@ def optimize_video(
         size: resize the frames before stylizing (``SizeSpec(max_side=512)`` etc.).
         max_frames: only the first N frames.
         device: "auto", "cpu", "cuda", "cuda:N".
+        precision: "fp32", "bf16" or "auto": what the loss network runs in
+            (:func:`reconet.optimize.objective.resolve_optimize_precision`).
         work_dir: where finished frames are kept (default ``OUTPUT.parts`` next to the output).
         flow_cache: folder of the flow cache (default ``<work_dir>/flows``).
         restart: discard a work directory made with other settings instead of refusing.
@@ -123,10 +127,11 @@ def optimize_video(
     check_not_input(output_path, input_spec)
     style = load_image(style_path)  # (3, H, W); missing or unreadable -> one-line error
     torch_device = resolve_device(device)
+    resolve_optimize_precision(precision, torch_device)  # a bad name fails before any work
     parts = PartsDir(work_dir if work_dir is not None else parts_dir_for(output_path))
     parts_existed = parts.path.exists()
     try:
-        return _run(input_spec, output_path, kind, style, config, torch_device, parts, size=size,
+        return _run(input_spec, output_path, kind, style, config, torch_device, parts, precision=precision, size=size,
                     max_frames=max_frames, restart=restart, flow_cache=flow_cache,
                     keep_work_dir=keep_work_dir, overwrite=overwrite, audio=audio, fps=fps, crf=crf,
                     progress=progress, loss_network=loss_network, flow_estimator=flow_estimator)
@@ -146,6 +151,7 @@ def _run(
     torch_device: torch.device,
     parts: PartsDir,
     *,
+    precision: str,
     size: SizeSpec | None,
     max_frames: int | None,
     restart: bool,
@@ -173,7 +179,8 @@ def _run(
                 "give a video file or a folder as output"
             )
         optimizer = VideoOptimizer(
-            style, config, device=torch_device, loss_network=loss_network, flow_estimator=flow_estimator
+            style, config, device=torch_device, loss_network=loss_network, flow_estimator=flow_estimator,
+            precision=precision,
         )
         width, height = source.size
         min_side = getattr(optimizer.loss_network, "min_side", 1)

@@ -39,7 +39,7 @@ from reconet.image import tensor_to_uint8, uint8_to_tensor
 from reconet.models.loss_network import build_loss_network
 from reconet.optimize.config import OptimizeConfig
 from reconet.optimize.flow_cache import CachedFlowEstimator
-from reconet.optimize.objective import GatysObjective
+from reconet.optimize.objective import GatysObjective, resolve_optimize_precision
 from reconet.optimize.parts import PartsDir
 from reconet.optimize.solver import solve
 
@@ -72,6 +72,8 @@ class VideoOptimizer:
             :func:`reconet.flow.estimate.build_flow_estimator` from the config.
         second_flow_estimator: the second opinion of ``config.flow_agreement``; default
             :class:`reconet.flow.estimate.FarnebackFlowEstimator`.
+        precision: fp32 (default), bf16 or auto, what the loss network runs in
+            (:func:`reconet.optimize.objective.resolve_optimize_precision`).
     """
 
     def __init__(
@@ -83,9 +85,11 @@ class VideoOptimizer:
         loss_network: torch.nn.Module | None = None,
         flow_estimator=None,
         second_flow_estimator=None,
+        precision: str = "fp32",
     ) -> None:
         self.config = config or OptimizeConfig()
         self.device = torch.device(device)
+        self.dtype = resolve_optimize_precision(precision, self.device)
         if style_image.ndim != 3 or style_image.shape[0] != 3:
             raise ValueError(f"style image must be (3, H, W), got {tuple(style_image.shape)}")
         self.style_image = style_image.detach().float().cpu()
@@ -107,7 +111,7 @@ class VideoOptimizer:
         """The objective for frames of ``frame_size`` (style Grams computed once per size)."""
         key = (int(frame_size[0]), int(frame_size[1]))
         if key not in self._objectives:
-            self._objectives[key] = GatysObjective(self.loss_network, self.style_image, self.config, key)
+            self._objectives[key] = GatysObjective(self.loss_network, self.style_image, self.config, key, self.dtype)
         return self._objectives[key]
 
     def estimator(self):
@@ -119,7 +123,10 @@ class VideoOptimizer:
 
     def fingerprint(self, first_frame: torch.Tensor, source: str = "") -> dict:
         """Everything that determines the frames, for the resume check of :class:`PartsDir`."""
+        # fp32 adds no key, so work directories written before precision existed still resume.
+        precision = {} if self.dtype == torch.float32 else {"precision": str(self.dtype).replace("torch.", "")}
         return {
+            **precision,
             "config": self.config.to_dict(),
             "style_sha256": _tensor_sha256(self.style_image),
             "loss_network": getattr(self.loss_network, "name", type(self.loss_network).__name__),

@@ -223,3 +223,21 @@ def test_line_search_with_adam_is_a_one_line_error(capsys, frames_dir, style, tm
                      "--line-search", "strong_wolfe")
     assert code == 1 and err.strip().count("\n") == 0 and "needs optimizer 'lbfgs'" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_bf16_runs_end_to_end_and_is_not_resumed_from_fp32_frames(capsys, frames_dir, style, tmp_path):
+    out = tmp_path / "out"
+    code, err = _run(capsys, frames_dir, out, "--style", style, *FAST, "--keep-parts")
+    assert code == 0, err
+    code, err = _run(capsys, frames_dir, tmp_path / "bf16", "--style", style, *FAST, "--precision", "bf16",
+                     "--work-dir", tmp_path / "out.parts")
+    assert code == 1 and "precision" in err and len(err.strip().splitlines()) == 1, err
+    code, err = _run(capsys, frames_dir, tmp_path / "bf16", "--style", style, *FAST, "--precision", "bf16")
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "bf16").iterdir()) == sorted(p.name for p in out.iterdir())
+
+
+def test_fp16_is_not_offered(capsys, frames_dir, style, tmp_path):
+    with pytest.raises(SystemExit) as info:
+        main([str(frames_dir), str(tmp_path / "out"), "--style", str(style), "--precision", "fp16"])
+    assert info.value.code == 2 and "invalid choice: 'fp16'" in capsys.readouterr().err
