@@ -32,6 +32,7 @@ __all__ = [
     "Float32Island",
     "cpu_features",
     "cpu_model_name",
+    "native_bf16",
     "native_bf16_cpu",
     "resolve_precision",
     "to_precision",
@@ -77,6 +78,14 @@ def cpu_model_name() -> str:
 def native_bf16_cpu(features: frozenset[str] | None = None) -> bool:
     """Whether this CPU multiplies bf16 matrices in hardware (AMX-BF16 or AVX512-BF16)."""
     return bool(NATIVE_BF16_FLAGS & (cpu_features() if features is None else features))
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether bf16 is fast on ``device``: a CPU with native bf16 matrix units, a CUDA GPU with
+    bf16 support (Ampere and newer). The one test behind every ``auto`` precision."""
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and native_bf16_cpu()
 
 
 def resolve_precision(name: str, device: torch.device) -> torch.dtype:

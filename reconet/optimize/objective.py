@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from reconet.flow.warp import resize_mask
-from reconet.inference.precision import native_bf16_cpu
+from reconet.inference.precision import native_bf16
 from reconet.losses.perceptual import content_loss, gram_matrix, style_loss, total_variation
 from reconet.optimize.config import OptimizeConfig
 
@@ -49,11 +49,7 @@ def resolve_optimize_precision(name: str, device: torch.device) -> torch.dtype:
     if name not in OPTIMIZE_PRECISIONS:
         raise ValueError(f"precision must be {', '.join(OPTIMIZE_PRECISIONS)}, got {name!r} (fp16 would need loss scaling)")
     if name == "auto":
-        if device.type == "cuda":
-            native = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-        else:
-            native = device.type == "cpu" and native_bf16_cpu()
-        return torch.bfloat16 if native else torch.float32
+        return torch.bfloat16 if native_bf16(device) else torch.float32
     return torch.bfloat16 if name == "bf16" else torch.float32
 
 LOSS_TERMS = ("content", "style", "tv", "temporal", "temporal_feature")

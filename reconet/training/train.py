@@ -27,7 +27,7 @@ from reconet.data.errors import DatasetError
 from reconet.fileio import atomic_write
 from reconet.flow.io import FlowFileError
 from reconet.image import ImageFileError
-from reconet.inference.precision import native_bf16_cpu
+from reconet.inference.precision import native_bf16
 from reconet.losses import ReCoNetLoss
 from reconet.losses.objective import resize_style_image
 from reconet.models.loss_network import build_loss_network
@@ -160,9 +160,9 @@ def resolve_trainer_precision(precision: Any, accelerator: Any) -> Any:
     if accelerator == "auto":
         accelerator = "cuda" if torch.cuda.is_available() else "cpu"
     if accelerator in ("gpu", "cuda"):
-        return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "16-mixed"
+        return "bf16-mixed" if native_bf16(torch.device("cuda")) else "16-mixed"
     if accelerator == "cpu":
-        return "bf16-mixed" if native_bf16_cpu() else "32-true"
+        return "bf16-mixed" if native_bf16(torch.device("cpu")) else "32-true"
     return "32-true"
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-import reconet.optimize.objective as objective_module
+import reconet.inference.precision as precision_module
 from reconet.image import load_image
 from reconet.models.loss_network import build_loss_network
 from reconet.optimize.config import OptimizeConfig
@@ -24,7 +24,7 @@ from reconet.optimize.sequence import VideoOptimizer
     ],
 )
 def test_auto_is_bf16_only_where_it_is_native(monkeypatch, device, cuda_bf16, native_bf16, expected):
-    monkeypatch.setattr(objective_module, "native_bf16_cpu", lambda: native_bf16)
+    monkeypatch.setattr(precision_module, "native_bf16_cpu", lambda: native_bf16)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: device == "cuda")
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: cuda_bf16)
     assert resolve_optimize_precision("auto", torch.device(device)) == expected

@@ -10,6 +10,7 @@ import torch
 from conftest import compose_train, shrunk_training
 from omegaconf import OmegaConf
 
+import reconet.inference.precision as precision_module
 import reconet.training.train as training
 from reconet.inference.stylizer import load
 from reconet.training.train import RESOLVED_CONFIG_NAME, resolve_trainer_precision, train
@@ -29,7 +30,7 @@ from reconet.training.train import RESOLVED_CONFIG_NAME, resolve_trainer_precisi
     ],
 )
 def test_auto_precision_follows_the_hardware(monkeypatch, accelerator, cuda, cuda_bf16, native_bf16, expected):
-    monkeypatch.setattr(training, "native_bf16_cpu", lambda: native_bf16)
+    monkeypatch.setattr(precision_module, "native_bf16_cpu", lambda: native_bf16)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: cuda_bf16)
     assert resolve_trainer_precision("auto", accelerator) == expected
@@ -42,7 +43,7 @@ def test_an_explicit_precision_is_passed_to_lightning_unchanged(explicit):
 
 def test_the_default_is_auto_and_the_run_records_what_auto_chose(tmp_path, monkeypatch):
     assert compose_train("output_dir=unused").trainer.precision == "auto"
-    monkeypatch.setattr(training, "native_bf16_cpu", lambda: True)
+    monkeypatch.setattr(precision_module, "native_bf16_cpu", lambda: True)
     cfg = compose_train(*shrunk_training(f"output_dir={tmp_path}", "debug=fdr", "trainer.precision=auto"))
     run = training.prepare(cfg)
     assert run.trainer.precision == "bf16-mixed"
