@@ -98,7 +98,7 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype:
     if name == "auto":
         if device.type == "cuda":
             return torch.float16
-        return torch.bfloat16 if device.type == "cpu" and native_bf16_cpu() else torch.float32
+        return torch.bfloat16 if native_bf16(device) else torch.float32
     if name not in PRECISIONS:
         raise ValueError(f"precision must be auto, fp32, bf16 or fp16, got {name!r}")
     if name == "fp16" and device.type == "cpu":
