@@ -46,8 +46,10 @@ def resolve_optimize_precision(name: str, device: torch.device) -> torch.dtype:
     and fp32 elsewhere. fp16 is not offered: L-BFGS runs without loss scaling, and the
     normalized loss's small gradients would underflow in fp16.
     """
+    if name == "fp16":
+        raise ValueError("precision fp16 is not offered for optimization (L-BFGS has no loss scaling); use bf16 or fp32")
     if name not in OPTIMIZE_PRECISIONS:
-        raise ValueError(f"precision must be {', '.join(OPTIMIZE_PRECISIONS)}, got {name!r} (fp16 would need loss scaling)")
+        raise ValueError(f"precision must be {', '.join(OPTIMIZE_PRECISIONS)}, got {name!r}")
     if name == "auto":
         return torch.bfloat16 if native_bf16(device) else torch.float32
     return torch.bfloat16 if name == "bf16" else torch.float32

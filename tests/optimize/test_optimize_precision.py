@@ -33,8 +33,10 @@ def test_auto_is_bf16_only_where_it_is_native(monkeypatch, device, cuda_bf16, na
 
 
 def test_fp16_is_refused_with_the_reason():
-    with pytest.raises(ValueError, match="loss scaling"):
+    with pytest.raises(ValueError, match="no loss scaling"):
         resolve_optimize_precision("fp16", torch.device("cpu"))
+    with pytest.raises(ValueError, match="must be fp32, bf16, auto, got 'half'"):
+        resolve_optimize_precision("half", torch.device("cpu"))
 
 
 def test_the_fingerprint_names_a_low_precision_and_leaves_fp32_as_it_was():
