@@ -138,6 +138,8 @@ def test_experiments_are_one_override_patches():
     assert quick.model.preset == "tiny" and quick.trainer.accelerator == "cpu"
     assert quick.trainer.max_steps > 0
     assert quick.data.train.photos._target_ == "reconet.data.PhotoPairs"  # natural content by default
+    # The README's first command downloads nothing: the bundled VGG-19, no VGG-16 fallback path.
+    assert quick.loss.network.name == "vgg19" and quick.loss.network.allow_fallback is False
 
 
 def test_debug_configs():
