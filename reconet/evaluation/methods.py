@@ -25,7 +25,7 @@ import torch
 from reconet.evaluation.sources import EvalPair, EvaluationError, resize_frame
 from reconet.image import IMAGE_SUFFIXES, load_image
 from reconet.media import list_image_files
-from reconet.inference.precision import resolve_precision, to_precision
+from reconet.inference.stylizer import TorchStylizer
 from reconet.models.artifact import load_stylizer
 
 INPUT_NAME = "input"
@@ -90,28 +90,26 @@ class ModelMethod:
     kind = "model"
 
     def __init__(self, name: str, path: Path, device: torch.device | str = "cpu", precision: str = "fp32") -> None:
-        """``precision``: fp32 (default: numbers comparable across machines), bf16, fp16 or auto,
-        run as ``reconet-stylize --precision`` runs it (fp32 islands, reconet.inference.precision)."""
+        """``precision``: fp32 (default: numbers comparable across machines), bf16, fp16 or auto.
+        The model runs through the stylizer ``reconet-stylize`` uses (fp32 islands in low
+        precision), without tuned kernels or compiling, so fp32 numbers are the plain network's."""
         if not path.is_file():
             raise EvaluationError(f"model file not found: {path}")
         self.name = name
         self.path = path
-        self.device = torch.device(device)
+        model, meta = load_stylizer(path, map_location="cpu")
         try:
-            self.dtype = resolve_precision(precision, self.device)
+            self.stylizer = TorchStylizer(model, device=device, precision=precision, accelerate=False, meta=meta)
         except ValueError as error:
             raise EvaluationError(str(error)) from None
-        model, meta = load_stylizer(path, map_location=self.device)
-        self.model = to_precision(model.to(self.device).eval(), self.dtype)
         self.meta = meta
         self._cache = _FrameCache()
 
     def describe(self) -> dict:
-        return {"kind": self.kind, "source": str(self.path), "meta": self.meta, "dtype": str(self.dtype).replace("torch.", "")}
+        return {"kind": self.kind, "source": str(self.path), "meta": self.meta, "dtype": self.stylizer.info.dtype}
 
-    @torch.inference_mode()
     def _stylize(self, frame: torch.Tensor) -> torch.Tensor:
-        return self.model(frame.to(self.device, self.dtype)).output.float()  # (1, 3, H, W) [0, 1]
+        return self.stylizer(frame)  # (1, 3, H, W) float32 [0, 1], on the CPU
 
     def outputs(self, pair: EvalPair) -> tuple[torch.Tensor, torch.Tensor]:
         # pairs arrive in order, so frame N of this pair is usually frame N+1 of the last one
