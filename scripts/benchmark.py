@@ -38,8 +38,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 
-from reconet.inference.benchmark import Sgemm, gflop_per_frame, interleaved  # noqa: E402
-from reconet.inference.precision import cpu_features, cpu_model_name, native_bf16_cpu  # noqa: E402
+from reconet.inference.benchmark import Sgemm, describe_device, gflop_per_frame, interleaved  # noqa: E402
 from reconet.inference.stylizer import (  # noqa: E402
     OnnxStylizer,
     TorchStylizer,
@@ -85,10 +84,6 @@ def default_clip() -> Path | None:
 
 def line(text: str = "") -> None:
     print(text, flush=True)
-
-
-def device_name(device: torch.device) -> str:
-    return f"{device} ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else str(device)
 
 
 def warm(run, calls: int = 3) -> float:
@@ -158,7 +153,7 @@ def presets_section(
     mode = "channels_last, cudnn.benchmark" if cuda else (
         "tuned kernels + torch.compile" if compile_default else "tuned kernels"
     )
-    line(f"2. Model-only speed on {device_name(device)} ({mode}), batch 1")
+    line(f"2. Model-only speed on {device} ({mode}), batch 1")
     runners: dict[tuple[str, str], TorchStylizer] = {}
     rows = []
     for preset in presets:
@@ -261,11 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     threads = torch.get_num_threads()
     started = time.perf_counter()
     line(
-        f"reconet inference benchmark: torch {torch.__version__}, {device_name(device)}, {cpu_model_name()}, {os.cpu_count()} CPUs, "
+        f"reconet inference benchmark: torch {torch.__version__}, {describe_device(device)}, {os.cpu_count()} CPUs, "
         f"{threads} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}"
     )
-    matrix_flags = sorted(f for f in cpu_features() if f.startswith(("avx", "amx")))
-    line(f"CPU features: {' '.join(matrix_flags) or 'none reported'}; native bf16: {native_bf16_cpu()}")
     line(f"command: python scripts/benchmark.py {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip())
     line()
     sgemm = Sgemm(device)

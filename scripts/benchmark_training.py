@@ -46,6 +46,8 @@ import warnings
 
 import torch
 
+from reconet.inference.benchmark import describe_device
+
 # A bf16-mixed step's loss may differ from fp32 by this fraction (bf16 loss-network features:
 # measured 0.2 %, tests/losses/test_reconet_objective.py).
 MIXED_TOLERANCE = 0.02
@@ -292,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     height, width = args.size
     print(
         f"training step, {width}x{height}, batch {args.batch} pairs, model {args.model}, "
-        f"loss network {results['reconet']['loss_network']}, device {_device_name(torch.device(args.device))}, "
+        f"loss network {results['reconet']['loss_network']}, device {describe_device(args.device)}, "
         f"torch threads {torch.get_num_threads()}, "
         f"{args.rounds} interleaved rounds after {args.warmup} warm-up step(s) per variant"
     )
@@ -330,17 +332,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"same loss value: {'yes' if agree else 'NO'} (fp32 variants within 0.1 %, mixed within {MIXED_TOLERANCE:.0%})")
     return 0 if agree else 1
-
-
-def _device_name(device: torch.device) -> str:
-    """``cpu (<model>; <features>)`` or ``cuda (<GPU name>)``: what the numbers were measured on."""
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    from reconet.inference.precision import cpu_features, cpu_model_name, native_bf16_cpu
-
-    shown = sorted(cpu_features() & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})
-    native = "native bf16" if native_bf16_cpu() else "bf16 emulated"
-    return f"cpu ({cpu_model_name()}; {' '.join(shown) or 'no AVX2'}; {native})"
 
 
 if __name__ == "__main__":

@@ -94,10 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         return child(args)
 
-    from reconet.inference.precision import cpu_features, cpu_model_name, native_bf16_cpu
+    from reconet.inference.benchmark import describe_device
 
-    flags = sorted(f for f in cpu_features() if f.startswith(("avx", "amx")))
-    print(f"one photo, {args.style} at {args.size}, {cpu_model_name()} ({' '.join(flags)}; native bf16: {native_bf16_cpu()}), "
+    print(f"one photo, {args.style} at {args.size}, {describe_device('cpu')}, "
           f"{os.cpu_count()} CPUs, {args.rounds} interleaved rounds, every measurement a fresh process")
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)

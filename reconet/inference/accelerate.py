@@ -151,11 +151,10 @@ class TunedConv2d(nn.Module):
 
     def cache_key(self, x: torch.Tensor) -> str:
         """The layer, its input shape and dtype, e.g. ``conv3-32-k9x9-s1x1-p4x4-d1x1-g1-b1|1x3x480x856|float32``."""
-        padding = "x".join(map(str, self.padding)) if not isinstance(self.padding, str) else self.padding
-
         def joined(values) -> str:
             return "x".join(map(str, values))
 
+        padding = self.padding if isinstance(self.padding, str) else joined(self.padding)
         layer = (
             f"conv{self.in_channels}-{self.out_channels}-k{joined(self.kernel_size)}-s{joined(self.stride)}"
             f"-p{padding}-d{joined(self.dilation)}-g{self.groups}-b{int(self.bias is not None)}"
