@@ -55,17 +55,24 @@ def nnpack_available() -> bool:
         return False
 
 
-@torch_library.custom_op("reconet::nnpack_conv2d", mutates_args=())
-def nnpack_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, padding: list[int]) -> torch.Tensor:
+def nnpack_conv2d_eager(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, padding: list[int]) -> torch.Tensor:
     """Stride-1 convolution by NNPACK (CPU, float32, NCHW): Winograd F(6x6, 3x3) for 3x3
-    kernels, FFT (16x16 tiles) for larger ones such as 9x9.
-
-    Wrapped as a custom op with a shape function so that ``torch.compile`` can keep it as an
-    external kernel inside a compiled graph.
-    """
+    kernels, FFT (16x16 tiles) for larger ones such as 9x9."""
     if not nnpack_available():  # also initializes NNPACK, without which every call fails
         raise RuntimeError("NNPACK is not available in this PyTorch build")
     return torch._nnpack_spatial_convolution(x.contiguous(), weight, bias, padding, [1, 1])
+
+
+@torch_library.custom_op("reconet::nnpack_conv2d", mutates_args=())
+def nnpack_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, padding: list[int]) -> torch.Tensor:
+    """:func:`nnpack_conv2d_eager` as a custom op with a shape function, so that
+    ``torch.compile`` keeps it as an external kernel inside a compiled graph.
+
+    Only compiled graphs call it: the first call of any custom op imports ``torch._dynamo``
+    (about 1.1 s, measured as the "first NNPACK call" of a process), which eager inference
+    never needs.
+    """
+    return nnpack_conv2d_eager(x, weight, bias, padding)
 
 
 @nnpack_conv2d.register_fake
@@ -80,10 +87,11 @@ class TunedConv2d(nn.Module):
 
     ``repeats`` timed runs per candidate (best of) after one warm-up; the choice per shape is
     in :attr:`choices` (for reports). ``cache`` (a :class:`KernelCache` or None) is consulted
-    before tuning and records what tuning chose.
+    before tuning and records what tuning chose. ``tune`` False never times anything: a shape
+    the cache does not know runs the reference kernel (for inputs too short to repay tuning).
     """
 
-    def __init__(self, conv: nn.Conv2d, repeats: int = 2, cache: KernelCache | None = None):
+    def __init__(self, conv: nn.Conv2d, repeats: int = 2, cache: KernelCache | None = None, tune: bool = True):
         super().__init__()
         if conv.padding_mode != "zeros":
             raise ValueError(f"only zero-padded convolutions are supported, got padding_mode={conv.padding_mode!r}")
@@ -97,6 +105,7 @@ class TunedConv2d(nn.Module):
         self.in_channels, self.out_channels = conv.in_channels, conv.out_channels
         self.repeats = repeats
         self.cache = cache
+        self.tune = tune
         self.tuned = 0  # shapes timed here (not taken from the cache)
         self.choices: dict[tuple[int, ...], str] = {}
         self.fixed: str | None = None  # set by freeze(): one kernel, no lookups (for torch.compile)
@@ -129,7 +138,8 @@ class TunedConv2d(nn.Module):
 
     def _nnpack(self, x: torch.Tensor) -> torch.Tensor:
         bias = self.bias if self.bias is not None else self.weight.new_zeros(self.out_channels)
-        return nnpack_conv2d(x, self.weight, bias, list(self.padding))
+        conv = nnpack_conv2d if torch.compiler.is_compiling() else nnpack_conv2d_eager
+        return conv(x, self.weight, bias, list(self.padding))
 
     def candidates(self, x: torch.Tensor) -> dict[str, Kernel]:
         kernels: dict[str, Kernel] = {"nchw": self._nchw}
@@ -162,16 +172,19 @@ class TunedConv2d(nn.Module):
         return f"{layer}|{joined(x.shape)}|{str(x.dtype).replace('torch.', '')}"
 
     def _choose(self, x: torch.Tensor) -> str:
-        """The cached choice if it is a candidate for ``x``, else a fresh tuning (then cached)."""
-        if self.cache is not None and x.device.type == "cpu":
-            key = self.cache_key(x)
-            cached = self.cache.get(key)
+        """The cached choice if it is a candidate for ``x``; else a fresh tuning (then cached),
+        or the reference kernel when ``tune`` is off."""
+        use_cache = self.cache is not None and x.device.type == "cpu"
+        if use_cache:
+            cached = self.cache.get(self.cache_key(x))
             if cached is not None and cached in self.candidates(x):
                 return cached
-            choice = self._tune(x)
-            self.cache.put(key, choice)
-            return choice
-        return self._tune(x)
+        if not self.tune:
+            return "nchw"
+        choice = self._tune(x)
+        if use_cache:
+            self.cache.put(self.cache_key(x), choice)
+        return choice
 
     def _tune(self, x: torch.Tensor) -> str:
         kernels = self.candidates(x)
@@ -214,11 +227,13 @@ class TunedConv2d(nn.Module):
         return self._nchw(x)
 
 
-def accelerate(module: nn.Module, repeats: int = 2, cache: KernelCache | None | str = "default") -> nn.Module:
+def accelerate(
+    module: nn.Module, repeats: int = 2, cache: KernelCache | None | str = "default", tune: bool = True
+) -> nn.Module:
     """A copy of ``module`` (eval mode) whose convolutions tune their kernels; see the module doc.
 
     ``cache``: "default" (:meth:`KernelCache.default`, on disk per machine), a
-    :class:`KernelCache`, or None to always tune.
+    :class:`KernelCache`, or None to always tune. ``tune`` False: cached choices only.
     """
     if cache == "default":
         cache = KernelCache.default()
@@ -226,7 +241,7 @@ def accelerate(module: nn.Module, repeats: int = 2, cache: KernelCache | None | 
     for parent in list(fast.modules()):
         for name, child in list(parent.named_children()):
             if isinstance(child, nn.Conv2d) and not isinstance(child, TunedConv2d) and child.padding_mode == "zeros":
-                setattr(parent, name, TunedConv2d(child, repeats=repeats, cache=cache))
+                setattr(parent, name, TunedConv2d(child, repeats=repeats, cache=cache, tune=tune))
             elif isinstance(child, nn.ReLU):
                 setattr(parent, name, nn.ReLU(inplace=True))
     return fast.requires_grad_(False)
