@@ -56,11 +56,11 @@ CPU_DEFAULTS: dict[str, Any] = {
 # "auto" compiles on CPU when at least this many frames are expected (compiling costs about
 # as much as 10-40 frames of the paper network at 640x360).
 COMPILE_MIN_FRAMES = 64
-# Tuned kernels have a one-off start a single frame never repays: NNPACK's first call in a
-# process (about 1.1 s), plus timing every layer when the kernel cache is cold. One photo with
-# the tiny network at 854x480 (scripts/first_frame.py): first frame 0.72 s untuned against 1.79 s
-# tuned from the cache and 5.6 s tuning cold, while a later frame gains only 0.11 s.
-ACCELERATE_MIN_FRAMES = 2
+# Timing the kernels of every layer (when the kernel cache does not know them yet) is repaid
+# only by later frames: fewer expected frames use the cached choices and never time. One photo
+# with the tiny network at 854x480 (scripts/first_frame.py): first frame 0.71 s untuned, 0.63 s
+# with cached choices, 4.1 s when tuning cold; a later tuned frame gains 0.12 s.
+TUNE_MIN_FRAMES = 2
 
 # Tiles are aligned to this, so every tile's stride-2 grids coincide with the full frame's.
 _TILE_ALIGN = 4
@@ -178,7 +178,8 @@ class TorchStylizer(Stylizer):
     ``precision``: auto, fp32, bf16 or fp16 (:func:`reconet.inference.precision.resolve_precision`);
     ``half`` (the older switch) True means fp16, False fp32, and overrides it.
     ``accelerate`` (CPU float32 only; default :data:`CPU_DEFAULTS`) swaps in per-layer tuned
-    convolution kernels (:mod:`reconet.inference.accelerate`). ``compile`` wraps the network in
+    convolution kernels (:mod:`reconet.inference.accelerate`); ``tune`` False makes them use
+    cached choices only, never timing. ``compile`` wraps the network in
     ``torch.compile`` after the first batch (which also tunes the kernels), so that compiling
     sees the final kernels and the first frame is not delayed twice; a later batch of another
     shape runs uncompiled, and a short last batch is padded to the compiled batch size.
@@ -193,6 +194,7 @@ class TorchStylizer(Stylizer):
         half: bool | None = None,
         channels_last: bool | None = None,
         accelerate: bool | None = None,
+        tune: bool = True,
         compile: bool = False,
         threads: int | None = None,
         meta: dict[str, Any] | None = None,
@@ -222,7 +224,7 @@ class TorchStylizer(Stylizer):
         if accelerate:
             from reconet.inference.accelerate import accelerate as tune_kernels
 
-            network = tune_kernels(model)
+            network = tune_kernels(model, tune=tune)
         self.model = OutputModel(network).eval()  # type: ignore[arg-type]
         self.compile = compile
         self.warmup_calls = (1 if accelerate or cuda else 0) + (1 if compile else 0)
@@ -421,8 +423,8 @@ def load(
     ``backend``: "auto" (CUDA: torch; CPU: :data:`CPU_DEFAULTS`), "torch" or "onnx".
     ``compile`` None means the device default: off on CUDA; on CPU compile when
     ``expected_frames`` >= :data:`COMPILE_MIN_FRAMES` (compiling takes tens of seconds).
-    ``accelerate`` None likewise: tuned kernels on CPU unless fewer than
-    :data:`ACCELERATE_MIN_FRAMES` frames are expected (a single image).
+    Tuned kernels (``accelerate``) time new layer shapes only when at least
+    :data:`TUNE_MIN_FRAMES` frames are expected; a single image uses the cached choices.
     """
     path = Path(path)
     if backend not in ("auto", "torch", "onnx"):
@@ -445,8 +447,7 @@ def load(
             backend = "torch"
     if backend == "onnx":
         return OnnxStylizer(model_to_onnx_bytes(model), device=device, threads=threads, meta=meta)
-    if accelerate is None and on_cpu and expected_frames is not None and expected_frames < ACCELERATE_MIN_FRAMES:
-        accelerate = False
+    tune = expected_frames is None or expected_frames >= TUNE_MIN_FRAMES
     if compile is None:
         if on_cpu and CPU_DEFAULTS["compile"] == "auto":
             compile = expected_frames is not None and expected_frames >= COMPILE_MIN_FRAMES
@@ -459,6 +460,7 @@ def load(
         half=half,
         channels_last=channels_last,
         accelerate=accelerate,
+        tune=tune,
         compile=compile,
         threads=threads,
         meta=meta,
@@ -482,10 +484,10 @@ def timed(stylizer: Stylizer, batch: torch.Tensor) -> tuple[torch.Tensor, float]
 
 
 __all__ = [
-    "ACCELERATE_MIN_FRAMES",
     "COMPILE_MIN_FRAMES",
     "CPU_DEFAULTS",
     "DEFAULT_TILE_CONTEXT",
+    "TUNE_MIN_FRAMES",
     "OnnxStylizer",
     "OutputModel",
     "Stylizer",

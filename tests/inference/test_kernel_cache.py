@@ -142,3 +142,19 @@ def test_the_default_cache_lives_in_the_cache_dir_and_can_be_switched_off(tmp_pa
     assert cache is not None and cache.path.parent == tmp_path and cache.path.name.startswith("kernels-")
     monkeypatch.setenv("RECONET_KERNEL_CACHE", "off")
     assert KernelCache.default() is None
+
+
+def test_without_tuning_only_cached_choices_are_used_and_nothing_is_timed(tmp_path, tiny):
+    frame = torch.rand(1, 3, 40, 56)
+    path = tmp_path / "kernels.json"
+    empty = accelerate(tiny, cache=KernelCache(path), tune=False)
+    with torch.inference_mode():
+        empty(frame)
+    assert timed(empty) == 0 and not path.exists()  # unknown shapes: the reference kernel
+    assert {choice for conv in tuned_convs(empty) for choice in conv.choices.values()} == {"nchw"}
+    tuned, _ = run(tiny, KernelCache(path), frame)
+    cached = accelerate(tiny, cache=KernelCache(path), tune=False)
+    with torch.inference_mode():
+        cached(frame)
+    assert timed(cached) == 0
+    assert [c.choices for c in tuned_convs(cached)] == [c.choices for c in tuned_convs(tuned)]

@@ -167,13 +167,21 @@ def test_load_artifact_on_cpu(tiny: torch.nn.Module, tmp_path: Path) -> None:
     assert st.load(path, device="cpu", expected_frames=st.COMPILE_MIN_FRAMES).info.compiled
 
 
-def test_a_single_image_skips_kernel_tuning_a_video_keeps_it(tiny: torch.nn.Module, tmp_path: Path) -> None:
-    """Tuning cannot pay back on one frame (scripts/first_frame.py); an explicit choice wins."""
+def test_a_single_image_never_times_kernels_a_video_does(tiny: torch.nn.Module, tmp_path: Path) -> None:
+    """Timing cannot pay back on one frame (scripts/first_frame.py): a single image uses the
+    kernel cache's choices only; a video, or an unknown length (webcam), tunes."""
+    from reconet.inference.accelerate import TunedConv2d
+
+    def tunes(runner) -> set[bool]:
+        return {m.tune for m in runner.model.modules() if isinstance(m, TunedConv2d)}
+
     path = save_artifact(tmp_path / "m.pt", tiny, {"style": "x"})
-    assert not st.load(path, device="cpu", precision="fp32", expected_frames=1).info.accelerated
-    assert st.load(path, device="cpu", precision="fp32", expected_frames=st.ACCELERATE_MIN_FRAMES).info.accelerated
-    assert st.load(path, device="cpu", precision="fp32").info.accelerated  # unknown length (webcam)
-    assert st.load(path, device="cpu", precision="fp32", expected_frames=1, accelerate=True).info.accelerated
+    single = st.load(path, device="cpu", precision="fp32", expected_frames=1)
+    assert single.info.accelerated and tunes(single) == {False}
+    assert tunes(st.load(path, device="cpu", precision="fp32", expected_frames=st.TUNE_MIN_FRAMES)) == {True}
+    assert tunes(st.load(path, device="cpu", precision="fp32")) == {True}  # unknown length
+    x = torch.rand(1, 3, 29, 31)
+    torch.testing.assert_close(single(x), reference(tiny, x), rtol=0, atol=1e-4)
 
 
 def test_onnx_file_needs_the_onnx_backend(tmp_path: Path) -> None:
