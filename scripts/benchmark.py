@@ -6,13 +6,16 @@
 
 Sections (one run, so every ratio compares measurements taken side by side):
 
-1. CPU variants of the paper network at 640x360 (CPU only): eager NCHW, eager channels_last,
-   torch.compile, ONNX Runtime, tuned kernels (reconet.inference.accelerate), tuned kernels +
-   torch.compile, bf16 channels_last (reconet.inference.precision; the CPU features detected
-   are printed at the top). Efficiency against both the fp32 and the bf16 matrix-multiply
-   rate measured in the same section. The fastest fp32 one is what reconet-stylize uses.
+1. CPU variants of the paper network at 640x360 (CPU only), each row naming its precision:
+   fp32 eager NCHW, eager channels_last, torch.compile, ONNX Runtime, tuned kernels
+   (reconet.inference.accelerate), tuned kernels + torch.compile; bf16 channels_last with and
+   without torch.compile (reconet.inference.precision; the CPU features detected are printed
+   at the top); and "auto", what --precision auto chooses here, with the timings it chose by.
+   Efficiency against both the fp32 and the bf16 matrix-multiply rate measured in the same
+   section.
 2. Model-only fps of every preset at each size on the current device, through the same
-   Stylizer that reconet-stylize builds by default for a long video; GFLOP/frame from conv
+   Stylizer that reconet-stylize builds by default for a long video (precision auto: the
+   precision column says what it chose, and the lines below it what it measured); GFLOP/frame from conv
    hooks; on CPU, efficiency = fps x GFLOP/frame / SGEMM GFLOP/s (SGEMM measured in this run).
    With --device cuda: the GPU's name, and rows for fp16 (the default), fp32 and bf16.
 3. End to end on a sample clip (decode -> stylize -> encode, reconet.inference.pipeline) vs the
@@ -38,7 +41,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 
-from reconet.inference.benchmark import Sgemm, describe_device, gflop_per_frame, interleaved  # noqa: E402
+from reconet.hardware import describe_device  # noqa: E402
+from reconet.inference.benchmark import Sgemm, gflop_per_frame, interleaved  # noqa: E402
 from reconet.inference.stylizer import (  # noqa: E402
     OnnxStylizer,
     TorchStylizer,
@@ -64,6 +68,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=None, help="timed rounds per measurement (default 3)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: PyTorch's, all cores)")
     parser.add_argument("--skip-variants", action="store_true", help="skip section 1")
+    parser.add_argument("--variants-preset", default="paper", help="network of section 1 (default: paper)")
+    parser.add_argument("--variants-size", default="640x360", help="WxH of section 1 (default: 640x360)")
     parser.add_argument("--no-compile", action="store_true", help="never torch.compile (faster start, slower run)")
     parser.add_argument(
         "--clip",
@@ -71,6 +77,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="video for the end-to-end test (default: the sample data's mdn_cc0_flower.mp4 if present)",
     )
+    parser.add_argument("--skip-e2e", action="store_true", help="skip section 3 (end to end)")
     parser.add_argument("--e2e-frames", type=int, default=None, help="frames for the end-to-end test (default 24, quick 12)")
     return parser.parse_args(argv)
 
@@ -93,33 +100,47 @@ def warm(run, calls: int = 3) -> float:
     return time.perf_counter() - start
 
 
-def variants_section(rounds: int, sgemm: Sgemm, threads: int, allow_compile: bool) -> None:
-    width, height = SIZES["640x360"]
-    model = build_reconet("paper").eval()
+def variants_section(
+    rounds: int, sgemm: Sgemm, threads: int, allow_compile: bool, preset: str = "paper", size: str = "640x360"
+) -> None:
+    width, height = SIZES.get(size) or tuple(int(v) for v in size.lower().split("x"))
+    model = build_reconet(preset).eval()
     gflop = gflop_per_frame(model, height, width)
     x = torch.rand(1, 3, height, width)
+    # Every row names its precision: "auto" would be fp32 on one CPU and bf16 on another.
     runners: dict[str, object] = {
-        "eager NCHW": TorchStylizer(model, device="cpu", accelerate=False),
-        "eager channels_last": TorchStylizer(model, device="cpu", accelerate=False, channels_last=True),
-        "tuned kernels": TorchStylizer(model, device="cpu", accelerate=True),
+        "fp32 eager NCHW": TorchStylizer(model, device="cpu", precision="fp32", accelerate=False),
+        "fp32 eager channels_last": TorchStylizer(
+            model, device="cpu", precision="fp32", accelerate=False, channels_last=True
+        ),
+        "fp32 tuned kernels": TorchStylizer(model, device="cpu", precision="fp32", accelerate=True),
         # bf16 with fp32 islands (reconet.inference.precision); emulated, hence slow, without
         # AMX-BF16 / AVX512-BF16
         "bf16 channels_last": TorchStylizer(model, device="cpu", precision="bf16"),
+        # what reconet-stylize's default --precision auto picks here (eager; compile comes on top)
+        "auto": TorchStylizer(model, device="cpu", precision="auto"),
     }
     if allow_compile:
-        runners["torch.compile"] = TorchStylizer(model, device="cpu", accelerate=False, compile=True)
-        runners["tuned kernels + compile"] = TorchStylizer(model, device="cpu", accelerate=True, compile=True)
+        runners["fp32 torch.compile"] = TorchStylizer(
+            model, device="cpu", precision="fp32", accelerate=False, compile=True
+        )
+        runners["fp32 tuned kernels + compile"] = TorchStylizer(
+            model, device="cpu", precision="fp32", accelerate=True, compile=True
+        )
+        runners["bf16 channels_last + compile"] = TorchStylizer(model, device="cpu", precision="bf16", compile=True)
     try:
         import onnxruntime  # noqa: F401
 
-        runners["ONNX Runtime"] = OnnxStylizer(model_to_onnx_bytes(model), device="cpu", threads=threads)
+        runners["fp32 ONNX Runtime"] = OnnxStylizer(model_to_onnx_bytes(model), device="cpu", threads=threads)
     except ImportError:
         line("  (ONNX Runtime not installed: pip install 'reconet[onnx]' to compare it)")
     candidates = {name: (lambda r=runner: r(x)) for name, runner in runners.items()}
-    line(f"1. CPU variants: paper preset at {width}x{height}, batch 1, {gflop:.1f} GFLOP/frame, {threads} threads")
+    line(f"1. CPU variants: {preset} preset at {width}x{height}, batch 1, {gflop:.1f} GFLOP/frame, {threads} threads")
     for name, run in candidates.items():
         seconds = warm(run)
-        line(f"   warm-up {name:38s} {seconds:6.1f} s (tuning / compiling)")
+        line(f"   warm-up {name:38s} {seconds:6.1f} s (tuning / compiling / measuring)")
+    auto = runners["auto"]
+    line(f"   auto chose {auto.info.dtype}: {auto.precision_choice.describe() if auto.precision_choice else 'nothing to choose (bf16 not native here)'}")
     # The bf16 matrix rate: what a bf16 network could reach (several times SGEMM with AMX,
     # below it where bf16 is emulated). Measured before and after the timings, best kept.
     bf16_gemm = Sgemm("cpu", dtype=torch.bfloat16)
@@ -150,12 +171,13 @@ def presets_section(
     precisions = ["auto"]
     if cuda:
         precisions = ["fp16", "fp32"] + (["bf16"] if torch.cuda.is_bf16_supported() else [])
-    mode = "channels_last, cudnn.benchmark" if cuda else (
-        "tuned kernels + torch.compile" if compile_default else "tuned kernels"
+    mode = "channels_last, cudnn.benchmark" if cuda else "precision auto; fp32 with tuned kernels" + (
+        ", then torch.compile" if compile_default else ""
     )
     line(f"2. Model-only speed on {device} ({mode}), batch 1")
     runners: dict[tuple[str, str], TorchStylizer] = {}
     rows = []
+    choices: list[str] = []  # what auto measured, per preset and size
     for preset in presets:
         model = build_reconet(preset).eval()
         for size in sizes:
@@ -167,15 +189,19 @@ def presets_section(
                 sync = runner.synchronize
                 timing = interleaved({"model": lambda: runner(x)}, rounds, sgemm, sync)["model"]
                 rows.append((preset, size, runner.info.dtype, gflop_per_frame(model, height, width), timing.best))
+                if runner.precision_choice is not None:
+                    choices.append(f"{preset} {size}: {runner.precision_choice.describe()}")
                 runners.setdefault((preset, size), runner)  # the first precision: the default
     # printed after all measurements, so every efficiency uses the same SGEMM figure
-    header = f"   {'preset':8s} {'size':10s} {'precision':10s} {'GFLOP/frame':>11s} {'fps':>8s} {'ms/frame':>9s}"
+    header = f"   {'preset':8s} {'size':10s} {'precision':28s} {'GFLOP/frame':>11s} {'fps':>8s} {'ms/frame':>9s}"
     line(header + ("" if cuda else f" {'efficiency':>10s}"))
     for preset, size, dtype, gflop, seconds in rows:
-        row = f"   {preset:8s} {size:10s} {dtype:10s} {gflop:11.1f} {1 / seconds:8.2f} {1000 * seconds:9.0f}"
+        row = f"   {preset:8s} {size:10s} {dtype:28s} {gflop:11.1f} {1 / seconds:8.2f} {1000 * seconds:9.0f}"
         if not cuda and sgemm is not None:
             row += f" {gflop / seconds / sgemm.best:10.0%}"
         line(row)
+    for choice in choices:
+        line(f"   auto precision, {choice}")
     if sgemm is not None and not cuda:
         line(f"   SGEMM (best so far in this run): {sgemm.best:.1f} GFLOP/s")
     line()
@@ -264,11 +290,13 @@ def main(argv: list[str] | None = None) -> int:
     sgemm = Sgemm(device)
     sgemm.measure()
     if device.type == "cpu" and not args.skip_variants:
-        variants_section(rounds, sgemm, threads, not args.no_compile)
+        variants_section(rounds, sgemm, threads, not args.no_compile, args.variants_preset, args.variants_size)
     runners = presets_section(presets, sizes, rounds, device, sgemm, not args.no_compile)
     clip = args.clip or default_clip()
     e2e_key = next((key for key in runners if key[0] == "paper"), next(iter(runners), None))
-    if clip is None:
+    if args.skip_e2e:
+        line("3. End to end: skipped (--skip-e2e)\n")
+    elif clip is None:
         line("3. End to end: skipped (no sample clip; pass --clip VIDEO)\n")
     elif e2e_key is not None:
         size = SIZES.get(e2e_key[1]) or tuple(int(v) for v in e2e_key[1].split("x"))

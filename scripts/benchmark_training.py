@@ -46,7 +46,7 @@ import warnings
 
 import torch
 
-from reconet.inference.benchmark import describe_device
+from reconet.hardware import describe_device
 
 # A bf16-mixed step's loss may differ from fp32 by this fraction (bf16 loss-network features:
 # measured 0.2 %, tests/losses/test_reconet_objective.py).
@@ -257,12 +257,30 @@ def _interleaved_times(args: argparse.Namespace) -> dict[str, list[float]]:
     return times
 
 
+def _auto_choice(args: argparse.Namespace) -> str:
+    """What ``trainer.precision=auto`` picks on this machine for this step, measured afresh
+    (not from the cache) as training measures it, with the timings it picked by."""
+    from reconet.training.module import ReCoNetModule
+    from reconet.training.precision import auto_training_candidates, choose_training_precision
+
+    candidates = auto_training_candidates(args.device)
+    if len(candidates) == 1:
+        return f"{candidates[0]} (nothing to measure on this device)"
+    torch.manual_seed(0)
+    network, objective, _, _, batch = _build(args, torch.device(args.device))
+    module = ReCoNetModule(network, objective, lambda params: None)
+    step = lambda b: module.model_step(b)[0]["total"]  # noqa: E731
+    return choose_training_precision(candidates, step, network, batch, "benchmark", None).describe()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, nargs=2, default=(360, 640), metavar=("H", "W"))
     parser.add_argument("--batch", type=int, default=2, help="frame pairs per step")
     parser.add_argument("--model", default="paper")
-    parser.add_argument("--loss-network", default="vgg16", help="vgg16 (falls back to the bundled vgg19 offline) or vgg19")
+    parser.add_argument(
+        "--loss-network", default="vgg19", help="vgg19 (bundled, nothing to download) or vgg16 (torchvision's weights)"
+    )
     parser.add_argument("--weights", default="auto", help="loss-network weights: auto | random | <path>")
     parser.add_argument("--style-size", type=int, default=512)
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds (one step of every variant each)")
@@ -290,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         results[variant] = queue.get()
     times = _interleaved_times(args)
+    auto = _auto_choice(args)
 
     height, width = args.size
     print(
@@ -325,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
             f"reconet speed-up over {other}: {statistics.median(per_round):.2f}x in time "
             f"(median of per-round ratios {' '.join(f'{r:.2f}' for r in per_round)}), {work:.2f}x in work"
         )
+    print(f"trainer.precision=auto here: {auto}")
     # The fp32 variants compute the same loss to rounding; a mixed step within MIXED_TOLERANCE.
     agree = all(
         abs(result["first_total"] - reference) <= (MIXED_TOLERANCE if _precision(variant) else 1e-3) * abs(reference)

@@ -7,6 +7,7 @@ Real sample data lives in ``../shared/data`` relative to the project root (overr
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import struct
@@ -60,6 +61,23 @@ def shrunk_training(*overrides: str, size: int = 64, trainer: str = "cpu", worke
         "callbacks.samples.clip=null",
         *overrides,
     ]
+
+
+# -- optional packages -----------------------------------------------------------------------
+
+
+def require_onnx():
+    """The onnxruntime module, or skip the calling test: an ONNX test exports (needs ``onnx``) and
+    runs the file (needs ``onnxruntime``), so either package alone is not enough."""
+    missing = []
+    for name in ("onnx", "onnxruntime"):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        pytest.skip(f"needs onnx and onnxruntime (reconet[onnx]); missing: {', '.join(missing)}")
+    return importlib.import_module("onnxruntime")
 
 
 def _sample_data_root() -> Path:
@@ -179,6 +197,15 @@ def _own_cache_dir(tmp_path_factory, monkeypatch) -> None:
     kernels chosen by one test never decide another, and nothing is written to the user's."""
     monkeypatch.setenv("RECONET_CACHE_DIR", str(tmp_path_factory.mktemp("reconet-cache")))
     monkeypatch.delenv("RECONET_KERNEL_CACHE", raising=False)
+    monkeypatch.delenv("RECONET_TUNING_CACHE", raising=False)
+
+
+def force_native_bf16(monkeypatch: pytest.MonkeyPatch, native: bool) -> None:
+    """Run this test as if on a CPU with (True) or without (False) native bf16 matrix units, on
+    any machine: the documented override of reconet.hardware, read at every decision (and by
+    the commands a test starts). ``RECONET_NATIVE_BF16=0/1 python -m pytest`` does the same for
+    a whole suite run."""
+    monkeypatch.setenv("RECONET_NATIVE_BF16", "1" if native else "0")
 
 
 @pytest.fixture()

@@ -18,7 +18,7 @@ it, and keeps the fastest for that shape, as ``cudnn.benchmark`` does on GPUs. C
 * ``nnpack``: NNPACK for stride-1 ungrouped layers: Winograd F(6x6, 3x3) for 3x3 kernels,
   FFT for larger ones (ReCoNet's 9x9 layers run 2-4x faster than with oneDNN).
 
-Choices are kept on disk (:mod:`reconet.inference.kernel_cache`, keyed by machine, layer,
+Choices are kept on disk (:mod:`reconet.tuning`, keyed by machine, layer,
 input shape and dtype), so a later run skips the timing and starts at full speed.
 
 The weights and the computation are the network's own; only the kernels differ, so results
@@ -29,7 +29,6 @@ far below one 8-bit level). ReLUs become in-place, saving one allocation per lay
 from __future__ import annotations
 
 import copy
-import functools
 import time
 from collections.abc import Callable
 
@@ -38,21 +37,13 @@ import torch.nn.functional as F
 from torch import library as torch_library
 from torch import nn
 
-from reconet.inference.kernel_cache import KernelCache
+from reconet.hardware import nnpack_available
+from reconet.tuning import TuningCache
 
 Kernel = Callable[[torch.Tensor], torch.Tensor]
 
 # Relative tolerance when comparing a candidate kernel with the reference kernel.
 _TOLERANCE = 1e-4
-
-
-@functools.cache
-def nnpack_available() -> bool:
-    """Whether NNPACK works here; the first call initializes it (nnp_initialize)."""
-    try:
-        return bool(torch._nnpack_available())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 def nnpack_conv2d_eager(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, padding: list[int]) -> torch.Tensor:
@@ -86,12 +77,12 @@ class TunedConv2d(nn.Module):
     """A ``nn.Conv2d`` that benchmarks its candidate kernels per input shape and keeps the fastest.
 
     ``repeats`` timed runs per candidate (best of) after one warm-up; the choice per shape is
-    in :attr:`choices` (for reports). ``cache`` (a :class:`KernelCache` or None) is consulted
+    in :attr:`choices` (for reports). ``cache`` (a :class:`TuningCache` or None) is consulted
     before tuning and records what tuning chose. ``tune`` False never times anything: a shape
     the cache does not know runs the reference kernel (for inputs too short to repay tuning).
     """
 
-    def __init__(self, conv: nn.Conv2d, repeats: int = 2, cache: KernelCache | None = None, tune: bool = True):
+    def __init__(self, conv: nn.Conv2d, repeats: int = 2, cache: TuningCache | None = None, tune: bool = True):
         super().__init__()
         if conv.padding_mode != "zeros":
             raise ValueError(f"only zero-padded convolutions are supported, got padding_mode={conv.padding_mode!r}")
@@ -228,15 +219,15 @@ class TunedConv2d(nn.Module):
 
 
 def accelerate(
-    module: nn.Module, repeats: int = 2, cache: KernelCache | None | str = "default", tune: bool = True
+    module: nn.Module, repeats: int = 2, cache: TuningCache | None | str = "default", tune: bool = True
 ) -> nn.Module:
     """A copy of ``module`` (eval mode) whose convolutions tune their kernels; see the module doc.
 
-    ``cache``: "default" (:meth:`KernelCache.default`, on disk per machine), a
-    :class:`KernelCache`, or None to always tune. ``tune`` False: cached choices only.
+    ``cache``: "default" (:meth:`TuningCache.default`, on disk per machine), a
+    :class:`TuningCache`, or None to always tune. ``tune`` False: cached choices only.
     """
     if cache == "default":
-        cache = KernelCache.default()
+        cache = TuningCache.default()
     fast = copy.deepcopy(module).eval()
     for parent in list(fast.modules()):
         for name, child in list(parent.named_children()):

@@ -18,20 +18,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from reconet.inference.precision import cpu_features, cpu_model_name, native_bf16_cpu
+from reconet.hardware import describe_device
 from reconet.models.complexity import conv_macs_per_frame
 
 SGEMM_SIZE = 2048
-
-
-def describe_device(device: torch.device | str) -> str:
-    """What a measurement ran on: ``cuda:0 (<GPU name>)`` or ``cpu (<model>; <avx/amx flags>;
-    native bf16 | bf16 emulated)``, for the header of every benchmark."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return f"{device} ({torch.cuda.get_device_name(device)})"
-    flags = " ".join(sorted(f for f in cpu_features() if f.startswith(("avx", "amx")))) or "no AVX flags reported"
-    return f"{device} ({cpu_model_name()}; {flags}; {'native bf16' if native_bf16_cpu() else 'bf16 emulated'})"
 
 
 def gflop_per_frame(model: torch.nn.Module, height: int, width: int) -> float:

@@ -1,9 +1,15 @@
-"""Which floating-point precision the stylizer runs in, chosen from the hardware that is there.
+"""Which floating-point precision the stylizer runs in, chosen by measurement on the machine.
 
-``auto`` means: float16 on CUDA; bfloat16 on a CPU whose matrix units multiply bf16 natively
-(Intel AMX-BF16 or AVX512-BF16, read from the CPU's feature flags at run time, never assumed:
-the same code runs on machines with and without them); float32 otherwise. On a CPU without
-native bf16, bf16 still works but oneDNN emulates it, slower than float32.
+``auto`` means: float16 on CUDA; on a CPU whose matrix units multiply bf16 natively (Intel
+AMX-BF16 or AVX512-BF16, read from the CPU's feature flags at run time, never assumed:
+:mod:`reconet.hardware`), the faster of float32 (with tuned kernels) and bfloat16, *measured*
+on the job's first frames, among those that meet the parity bar (bf16 output within
+:data:`AUTO_MIN_PSNR` dB of fp32's); float32 on every other CPU (bf16 works there but oneDNN
+emulates it, 3-4x slower than float32). Flags say bf16 is possible, not that it is faster: on
+a 2-core AVX512-BF16 EPYC, bf16 eager ran at 1.22 fps where fp32 with tuned kernels ran at 1.58.
+The measurement is made once per machine, network, weights and frame shape and kept in the
+tuning cache (:mod:`reconet.tuning`); a single photo never times (fp32 unless a choice is
+cached).
 
 A low-precision network keeps *fp32 islands* where rounding would show (Micikevicius et al.,
 "Mixed Precision Training", ICLR 2018, keep reductions in fp32 for the same reason):
@@ -20,85 +26,73 @@ Everything else (the convolutions, 99 % of the work) runs in the low precision.
 from __future__ import annotations
 
 import copy
-import functools
-import platform
-from pathlib import Path
+import hashlib
+import math
 
 import torch
 from torch import nn
 
+from reconet.hardware import native_bf16
+
 __all__ = [
+    "AUTO_MIN_PSNR",
     "PRECISIONS",
     "Float32Island",
-    "cpu_features",
-    "cpu_model_name",
-    "native_bf16",
-    "native_bf16_cpu",
+    "auto_candidates",
+    "precision_key",
+    "psnr",
     "resolve_precision",
     "to_precision",
 ]
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-# CPU flags (Linux /proc/cpuinfo names) that mean bf16 matrix products run in hardware.
-NATIVE_BF16_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
+# The parity bar for ``auto``: a low-precision output must be within this PSNR of fp32's on the
+# frames measured (45 dB: RMS difference 0.0056, about 1.4 levels of 8 bits; trained models
+# measure 50-60 dB with the fp32 islands, tests/inference/test_precision.py).
+AUTO_MIN_PSNR = 45.0
 _NORMS = (nn.InstanceNorm2d, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)
 
 
-@functools.cache
-def cpu_features() -> frozenset[str]:
-    """The CPU's feature flags as Linux names them (``avx2``, ``avx512f``, ``amx_bf16``, ...).
-
-    Read from /proc/cpuinfo; elsewhere only what PyTorch's dispatcher reports (``avx2``,
-    ``avx512``) is known, which never claims native bf16.
-    """
-    flags: set[str] = set()
-    cpuinfo = Path("/proc/cpuinfo")
-    if platform.system() == "Linux" and cpuinfo.is_file():
-        for line in cpuinfo.read_text(errors="replace").splitlines():
-            if line.startswith(("flags", "Features")):
-                flags.update(line.split(":", 1)[1].split())
-                break
-    capability = torch.backends.cpu.get_cpu_capability().lower()  # "avx2", "avx512", "default", ...
-    if capability != "default":
-        flags.add(capability)
-    return frozenset(flags)
-
-
-@functools.cache
-def cpu_model_name() -> str:
-    """The CPU's model name (``Intel(R) Xeon(R) Processor``, ``AMD EPYC 7B13``, ...)."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if platform.system() == "Linux" and cpuinfo.is_file():
-        for line in cpuinfo.read_text(errors="replace").splitlines():
-            if line.startswith(("model name", "Model")):
-                return " ".join(line.split(":", 1)[1].split())
-    return platform.processor() or platform.machine() or "unknown CPU"
-
-
-def native_bf16_cpu(features: frozenset[str] | None = None) -> bool:
-    """Whether this CPU multiplies bf16 matrices in hardware (AMX-BF16 or AVX512-BF16)."""
-    return bool(NATIVE_BF16_FLAGS & (cpu_features() if features is None else features))
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether bf16 is fast on ``device``: a CPU with native bf16 matrix units, a CUDA GPU with
-    bf16 support (Ampere and newer). The one test behind every ``auto`` precision."""
+def auto_candidates(device: torch.device) -> tuple[torch.dtype, ...]:
+    """What ``auto`` chooses among on ``device``: one dtype (no choice to measure) or several,
+    the first being the reference that the others must match."""
     if device.type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and native_bf16_cpu()
+        return (torch.float16,)
+    if native_bf16(device):
+        return (torch.float32, torch.bfloat16)
+    return (torch.float32,)
+
+
+def psnr(reference: torch.Tensor, other: torch.Tensor) -> float:
+    """Peak signal-to-noise ratio in dB of two [0, 1] images (inf when identical)."""
+    mse = float((reference.float() - other.float()).square().mean())
+    return float("inf") if mse == 0 else 10 * math.log10(1 / mse)
+
+
+def precision_key(model: nn.Module, shape: tuple[int, ...] | torch.Size) -> str:
+    """The tuning-cache key of an ``auto`` precision choice: the network's layers, a digest of
+    its weights (parity depends on them) and the input shape, e.g.
+    ``precision|stylizer|3f2a...|9c1b...|1x3x360x640``."""
+    layers = hashlib.sha256(repr(model).encode()).hexdigest()[:12]
+    weights = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        weights.update(name.encode())
+        weights.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    return f"precision|stylizer|{layers}|{weights.hexdigest()[:12]}|{'x'.join(map(str, shape))}"
 
 
 def resolve_precision(name: str, device: torch.device) -> torch.dtype:
     """``auto``, ``fp32``, ``bf16`` or ``fp16`` on ``device`` -> the dtype the network runs in.
+
+    For ``auto`` this is the reference of :func:`auto_candidates` (fp16 on CUDA, else fp32);
+    :class:`reconet.inference.stylizer.TorchStylizer` measures the others on its first batch.
 
     Raises:
         ValueError: an unknown name, or fp16 on the CPU (PyTorch's CPU float16 convolutions are
             reference loops, tens of times slower than float32: never what a user wants).
     """
     if name == "auto":
-        if device.type == "cuda":
-            return torch.float16
-        return torch.bfloat16 if native_bf16(device) else torch.float32
+        return auto_candidates(device)[0]
     if name not in PRECISIONS:
         raise ValueError(f"precision must be auto, fp32, bf16 or fp16, got {name!r}")
     if name == "fp16" and device.type == "cpu":

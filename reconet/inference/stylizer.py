@@ -3,9 +3,10 @@
 A :class:`Stylizer` maps a (B, 3, H, W) float [0, 1] CPU batch to a (B, 3, H, W) float [0, 1]
 CPU batch. Backends:
 
-Precision (:mod:`reconet.inference.precision`): ``auto`` is float16 on CUDA, bfloat16 on a CPU
-with native bf16 matrix units (AMX-BF16 / AVX512-BF16, detected at run time), float32
-otherwise; low precision keeps normalization and the output layer in float32.
+Precision (:mod:`reconet.inference.precision`): ``auto`` is float16 on CUDA; on a CPU with
+native bf16 matrix units (AMX-BF16 / AVX512-BF16, detected at run time) the faster of float32
+and bfloat16, measured on the first batch and cached per machine; float32 on other CPUs. Low
+precision keeps normalization and the output layer in float32.
 
 * ``torch`` on CUDA: half precision, channels_last memory format, ``cudnn.benchmark`` (the
   frame size is fixed for a whole video, so the autotuner's one-off search pays for itself),
@@ -27,6 +28,7 @@ Models are loaded with :func:`reconet.models.artifact.load_stylizer` (``torch.lo
 
 from __future__ import annotations
 
+import copy
 import io
 import os
 import time
@@ -42,9 +44,20 @@ from torch import nn
 
 from reconet.devices import resolve_device
 from reconet.inference.export import export_onnx
-from reconet.inference.precision import resolve_precision, to_precision
+from reconet.inference.precision import (
+    AUTO_MIN_PSNR,
+    PRECISIONS,
+    auto_candidates,
+    precision_key,
+    psnr,
+    resolve_precision,
+    to_precision,
+)
 from reconet.models.artifact import ModelFileError, load_stylizer
 from reconet.models.reconet import MIN_INPUT_SIZE, OutputModel, ReCoNet
+from reconet.tuning import Choice, TuningCache, choose_fastest
+
+_PRECISION_NAMES = {dtype: name for name, dtype in PRECISIONS.items()}
 
 # Decided by scripts/benchmark.py on a 2-core CPU (numbers in docs/inference.md).
 CPU_DEFAULTS: dict[str, Any] = {
@@ -125,6 +138,16 @@ def stylize_tiled(
 
 
 @dataclass
+class _Network:
+    """One built network of a :class:`TorchStylizer` and how to feed it."""
+
+    model: nn.Module
+    dtype: torch.dtype
+    memory_format: torch.memory_format
+    accelerated: bool
+
+
+@dataclass
 class StylizerInfo:
     backend: str
     device: str
@@ -176,7 +199,10 @@ class TorchStylizer(Stylizer):
     """A ReCoNet in PyTorch on CPU or CUDA; see the module docstring for the per-device setup.
 
     ``precision``: auto, fp32, bf16 or fp16 (:func:`reconet.inference.precision.resolve_precision`);
-    ``half`` (the older switch) True means fp16, False fp32, and overrides it.
+    ``half`` (the older switch) True means fp16, False fp32, and overrides it. ``auto`` on a
+    native-bf16 CPU runs fp32 and bf16 on the first batch and keeps the faster one that meets
+    the parity bar (cached per machine, weights and shape; :attr:`precision_choice` says how it
+    chose); with ``tune`` False it takes a cached choice or fp32, never timing.
     ``accelerate`` (CPU float32 only; default :data:`CPU_DEFAULTS`) swaps in per-layer tuned
     convolution kernels (:mod:`reconet.inference.accelerate`); ``tune`` False makes them use
     cached choices only, never timing. ``compile`` wraps the network in
@@ -203,44 +229,97 @@ class TorchStylizer(Stylizer):
         cuda = self.device.type == "cuda"
         if half is not None:
             precision = "fp16" if half else "fp32"
-        self.dtype = resolve_precision(precision, self.device)
-        if accelerate is None:
-            accelerate = bool(CPU_DEFAULTS["accelerate"]) and not cuda and self.dtype == torch.float32
-        if accelerate and (cuda or self.dtype != torch.float32):
+        dtype = resolve_precision(precision, self.device)
+        # auto with a choice to make (fp32 or bf16 on a native-bf16 CPU): start as the reference
+        # (fp32) and measure the others on the first batch (:meth:`_choose_precision`).
+        self._auto_choices = auto_candidates(self.device)[1:] if precision == "auto" else ()
+        if accelerate and (cuda or (dtype != torch.float32)):
             raise ValueError("accelerate is for CPU float32 inference only")
-        if channels_last is None:
-            low_cpu = not cuda and self.dtype != torch.float32
-            channels_last = cuda or low_cpu or (bool(CPU_DEFAULTS["channels_last"]) and not accelerate)
-        self.channels_last = channels_last
-        self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         if threads is not None and not cuda:
             torch.set_num_threads(threads)
         if cuda:
             torch.backends.cudnn.benchmark = True
-        model = model.eval().requires_grad_(False)
-        model = model.to(device=self.device, memory_format=self.memory_format)
-        network: nn.Module = to_precision(model, self.dtype)
-        self.accelerated = accelerate
-        if accelerate:
-            from reconet.inference.accelerate import accelerate as tune_kernels
-
-            network = tune_kernels(model, tune=tune)
-        self.model = OutputModel(network).eval()  # type: ignore[arg-type]
+        self._source = model.eval().requires_grad_(False).to(self.device)
+        self._options = {"channels_last": channels_last, "accelerate": accelerate}
+        self.tune = tune
         self.compile = compile
-        self.warmup_calls = (1 if accelerate or cuda else 0) + (1 if compile else 0)
         self._compiled: Callable[[torch.Tensor], torch.Tensor] | None = None
         self._compiled_shape: torch.Size | None = None
         self.tile: int | None = None  # set after an out-of-memory fallback
         self.meta = dict(meta or {})
+        self.precision_choice: Choice | None = None  # how auto chose, once it has
+        self._use(self._build(dtype))
+        # One-off work in the first call(s): kernel tuning, the auto precision measurement,
+        # cuDNN autotuning; compiling in the second.
+        first_call_setup = self.accelerated or cuda or bool(self._auto_choices)
+        self.warmup_calls = (1 if first_call_setup else 0) + (1 if compile else 0)
+
+    def _build(self, dtype: torch.dtype) -> _Network:
+        """The network that runs in ``dtype``: memory format, fp32 islands, tuned kernels."""
+        cuda = self.device.type == "cuda"
+        channels_last, accelerate = self._options["channels_last"], self._options["accelerate"]
+        if accelerate is None or dtype != torch.float32:  # explicit True with auto: the fp32 candidate
+            accelerate = bool(CPU_DEFAULTS["accelerate"]) and not cuda and dtype == torch.float32
+        if channels_last is None:
+            low_cpu = not cuda and dtype != torch.float32
+            channels_last = cuda or low_cpu or (bool(CPU_DEFAULTS["channels_last"]) and not accelerate)
+        memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        model = copy.deepcopy(self._source).to(memory_format=memory_format)
+        network: nn.Module = to_precision(model, dtype)
+        if accelerate:
+            from reconet.inference.accelerate import accelerate as tune_kernels
+
+            network = tune_kernels(model, tune=self.tune)
+        return _Network(OutputModel(network).eval(), dtype, memory_format, accelerate)  # type: ignore[arg-type]
+
+    def _use(self, network: _Network) -> None:
+        self.model = network.model
+        self.dtype = network.dtype
+        self.memory_format = network.memory_format
+        self.channels_last = network.memory_format == torch.channels_last
+        self.accelerated = network.accelerated
+        dtype_name = str(network.dtype).replace("torch.", "")
+        if self._auto_choices:
+            dtype_name = "auto: " + " or ".join(str(d).replace("torch.", "") for d in (self.dtype, *self._auto_choices))
+        elif self.precision_choice is not None:
+            dtype_name += f" (auto, {self.precision_choice.how})"
+        cuda = self.device.type == "cuda"
         self.info = StylizerInfo(
             "torch",
             str(self.device),
-            str(self.dtype).replace("torch.", ""),
+            dtype_name,
             self.channels_last,
-            compile,
+            self.compile,
             None if cuda else torch.get_num_threads(),
-            accelerate,
+            self.accelerated,
         )
+
+    def _choose_precision(self, batch: torch.Tensor) -> None:
+        """``auto`` with several candidates: time them on ``batch`` (the job's own first frames)
+        once per machine, network and shape (:func:`reconet.tuning.choose_fastest`), keep the
+        fastest that stays within :data:`AUTO_MIN_PSNR` dB of fp32, and switch to it."""
+        reference = _Network(self.model, self.dtype, self.memory_format, self.accelerated)
+        networks = {self.dtype: reference} | {dtype: self._build(dtype) for dtype in self._auto_choices}
+        runners: dict[str, Callable[[], torch.Tensor]] = {}
+        for dtype, network in networks.items():
+            x = batch.to(self.device, dtype=dtype, memory_format=network.memory_format)
+
+            def run(model: nn.Module = network.model, x: torch.Tensor = x) -> torch.Tensor:
+                y = model(x)
+                self.synchronize()
+                return y
+
+            runners[_PRECISION_NAMES[dtype]] = run
+        self.precision_choice = choose_fastest(
+            runners,
+            reference=_PRECISION_NAMES[reference.dtype],
+            parity=lambda expected, got: (value := psnr(expected, got), value >= AUTO_MIN_PSNR),
+            key=precision_key(self._source, tuple(batch.shape)),
+            cache=TuningCache.default(),
+            measure=self.tune,  # a single photo never times: the reference unless a choice is cached
+        )
+        self._auto_choices = ()
+        self._use(networks[PRECISIONS[self.precision_choice.name]])
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
         if self.tile is not None:
@@ -278,6 +357,8 @@ class TorchStylizer(Stylizer):
     @torch.inference_mode()
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         self._check(batch)
+        if self._auto_choices:
+            self._choose_precision(batch)
         x = batch.to(self.device, non_blocking=True).to(dtype=self.dtype, memory_format=self.memory_format)
         try:
             y = self._run(x)

@@ -18,7 +18,9 @@ previous frame) once per frame, the image being optimized once per evaluation.
 
 Precision (:func:`resolve_optimize_precision`): the loss network may run in bf16 under autocast
 (its forward and backward are nearly all the work), while the image, the terms and L-BFGS stay
-fp32. Measured on a Sintel frame at 256x109, 100 L-BFGS iterations, bundled VGG-19, candy: final
+fp32. ``auto`` on a native-bf16 CPU times one evaluation (loss and gradient) in each on the
+first frame and keeps bf16 only if it is faster and meets the gradient parity bar
+(:func:`reconet.tuning.gradient_parity`); the choice is cached per machine and frame size. Measured on a Sintel frame at 256x109, 100 L-BFGS iterations, bundled VGG-19, candy: final
 loss 0.7 % above the fp32 run's, the two results 27 dB apart and alike to the eye; terms and
 gradient per evaluation: tests/optimize/test_optimize_precision.py.
 """
@@ -32,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from reconet.flow.warp import resize_mask
-from reconet.inference.precision import native_bf16
+from reconet.hardware import native_bf16
 from reconet.losses.perceptual import content_loss, gram_matrix, style_loss, total_variation
 from reconet.optimize.config import OptimizeConfig
 
@@ -42,17 +44,28 @@ OPTIMIZE_PRECISIONS = ("fp32", "bf16", "auto")
 def resolve_optimize_precision(name: str, device: torch.device) -> torch.dtype:
     """``fp32``, ``bf16`` or ``auto`` -> the dtype the loss network runs in.
 
-    auto is bf16 where bf16 is native (a CPU with AMX-BF16 / AVX512-BF16, a CUDA GPU with bf16)
-    and fp32 elsewhere. fp16 is not offered: L-BFGS runs without loss scaling, and the
-    normalized loss's small gradients would underflow in fp16.
+    For auto this is the reference of :func:`auto_optimize_candidates` (fp32 where bf16 may be
+    faster and is measured by :class:`reconet.optimize.sequence.VideoOptimizer` on the first
+    frame; bf16 on a CUDA GPU with bf16). fp16 is not offered: L-BFGS runs without loss
+    scaling, and the normalized loss's small gradients would underflow in fp16.
     """
     if name == "fp16":
         raise ValueError("precision fp16 is not offered for optimization (L-BFGS has no loss scaling); use bf16 or fp32")
     if name not in OPTIMIZE_PRECISIONS:
         raise ValueError(f"precision must be {', '.join(OPTIMIZE_PRECISIONS)}, got {name!r}")
     if name == "auto":
-        return torch.bfloat16 if native_bf16(device) else torch.float32
+        return auto_optimize_candidates(device)[0]
     return torch.bfloat16 if name == "bf16" else torch.float32
+
+
+def auto_optimize_candidates(device: torch.device) -> tuple[torch.dtype, ...]:
+    """What ``auto`` chooses among: bf16 on a CUDA GPU that has it (not measured: no GPU has
+    been available to measure on), fp32 then bf16 on a native-bf16 CPU (measured: flags say
+    bf16 is possible, not faster), fp32 elsewhere (emulated bf16 is slower)."""
+    if device.type == "cuda":
+        return (torch.bfloat16,) if native_bf16(device) else (torch.float32,)
+    return (torch.float32, torch.bfloat16) if native_bf16(device) else (torch.float32,)
+
 
 LOSS_TERMS = ("content", "style", "tv", "temporal", "temporal_feature")
 

@@ -39,9 +39,10 @@ from reconet.image import tensor_to_uint8, uint8_to_tensor
 from reconet.models.loss_network import build_loss_network
 from reconet.optimize.config import OptimizeConfig
 from reconet.optimize.flow_cache import CachedFlowEstimator
-from reconet.optimize.objective import GatysObjective, resolve_optimize_precision
+from reconet.optimize.objective import GatysObjective, auto_optimize_candidates, resolve_optimize_precision
 from reconet.optimize.parts import PartsDir
 from reconet.optimize.solver import solve
+from reconet.tuning import Choice, TuningCache, choose_fastest, gradient_parity
 
 
 @dataclass
@@ -90,6 +91,9 @@ class VideoOptimizer:
         self.config = config or OptimizeConfig()
         self.device = torch.device(device)
         self.dtype = resolve_optimize_precision(precision, self.device)
+        # auto with a choice to make: fp32 until the first frame is measured (_settle_precision).
+        self._auto_choices = auto_optimize_candidates(self.device)[1:] if precision == "auto" else ()
+        self.precision_choice: Choice | None = None
         if style_image.ndim != 3 or style_image.shape[0] != 3:
             raise ValueError(f"style image must be (3, H, W), got {tuple(style_image.shape)}")
         self.style_image = style_image.detach().float().cpu()
@@ -107,6 +111,45 @@ class VideoOptimizer:
         self._objectives: dict[tuple[int, int], GatysObjective] = {}
 
     # -- building blocks --------------------------------------------------------------------
+    def _settle_precision(self, frame: torch.Tensor) -> None:
+        """``auto`` with a choice: time one evaluation (loss and gradient, from the content
+        frame) per candidate on ``frame`` (3, H, W) or (1, 3, H, W), keep the fastest that meets
+        the gradient parity bar; cached per machine, loss network and frame size."""
+        if not self._auto_choices:
+            return
+        content = frame.detach().float().reshape(1, *frame.shape[-3:]).to(self.device)  # (1, 3, H, W)
+        size = (int(content.shape[-2]), int(content.shape[-1]))
+
+        def evaluation(dtype: torch.dtype):
+            objective = GatysObjective(self.loss_network, self.style_image, self.config, size, dtype)
+            targets = objective.targets(content)
+
+            def run() -> tuple[torch.Tensor, torch.Tensor]:
+                image = content.clone().requires_grad_(True)
+                total = objective(image, targets)["total"]
+                (grad,) = torch.autograd.grad(total, image)
+                return total.detach(), grad.flatten()
+
+            return run
+
+        names = {torch.float32: "fp32", torch.bfloat16: "bf16"}
+        candidates = (self.dtype, *self._auto_choices)
+        network = self.loss_network
+        key = (
+            f"precision|optimize|{getattr(network, 'name', type(network).__name__)}|"
+            f"{getattr(network, 'weights_source', '')}|{'x'.join(map(str, content.shape))}"
+        )
+        self.precision_choice = choose_fastest(
+            {names[dtype]: evaluation(dtype) for dtype in candidates},
+            reference=names[self.dtype],
+            parity=gradient_parity,
+            key=key,
+            cache=TuningCache.default(),
+        )
+        self.dtype = torch.bfloat16 if self.precision_choice.name == "bf16" else torch.float32
+        self._auto_choices = ()
+        self._objectives.clear()
+
     def objective(self, frame_size: tuple[int, int]) -> GatysObjective:
         """The objective for frames of ``frame_size`` (style Grams computed once per size)."""
         key = (int(frame_size[0]), int(frame_size[1]))
@@ -123,6 +166,7 @@ class VideoOptimizer:
 
     def fingerprint(self, first_frame: torch.Tensor, source: str = "") -> dict:
         """Everything that determines the frames, for the resume check of :class:`PartsDir`."""
+        self._settle_precision(first_frame)
         # fp32 adds no key, so work directories written before precision existed still resume.
         precision = {} if self.dtype == torch.float32 else {"precision": str(self.dtype).replace("torch.", "")}
         return {
@@ -186,6 +230,7 @@ class VideoOptimizer:
             image (1, 3, H, W), loss terms, iterations, warm-started?, mask coverage, loss history.
         """
         cfg = self.config
+        self._settle_precision(content)
         objective = self.objective(tuple(content.shape[-2:]))
         warped = mask = None
         if previous is not None and (cfg.warm_start or objective.uses_temporal):

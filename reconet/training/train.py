@@ -9,6 +9,7 @@ Used by the ``reconet-train`` CLI and by the tests, on the same config.
 
 from __future__ import annotations
 
+import logging
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +28,6 @@ from reconet.data.errors import DatasetError
 from reconet.fileio import atomic_write
 from reconet.flow.io import FlowFileError
 from reconet.image import ImageFileError
-from reconet.inference.precision import native_bf16
 from reconet.losses import ReCoNetLoss
 from reconet.losses.objective import resize_style_image
 from reconet.models.loss_network import build_loss_network
@@ -36,8 +36,11 @@ from reconet.training.checkpoint_io import AtomicCheckpointIO
 from reconet.training.checks import check_config, select_required, stage
 from reconet.training.config import ConfigError, register_resolvers
 from reconet.training.module import ReCoNetModule
+from reconet.training.precision import auto_training_candidates, choose_training_precision, training_precision_key
+from reconet.tuning import Choice, TuningCache
 
 RESOLVED_CONFIG_NAME = "config_resolved.yaml"
+log = logging.getLogger(__name__)
 WEIGHT_KEYS = ("alpha", "beta", "gamma", "lambda_f", "lambda_o")
 
 
@@ -146,24 +149,45 @@ def _partial(cfg: DictConfig, key: str) -> Callable[..., Any] | None:
         return instantiate(node)
 
 
-def resolve_trainer_precision(precision: Any, accelerator: Any) -> Any:
+def resolve_trainer_precision(
+    precision: Any, accelerator: Any, measure: Callable[[tuple[str, ...]], Choice] | None = None
+) -> Any:
     """``trainer.precision=auto`` -> the Lightning precision this machine trains fastest in.
 
-    bf16-mixed on a CPU with native bf16 matrix units (AMX-BF16 / AVX512-BF16, read at run
-    time) and on a CUDA GPU that supports bf16; 16-mixed on an older GPU (Lightning adds the
-    gradient scaler); 32-true elsewhere (emulated bf16 is slower than fp32). Any other value
-    is passed to Lightning unchanged.
+    The candidates are :func:`reconet.training.precision.auto_training_candidates`: one where
+    there is nothing to choose (32-true on CPUs without native bf16, bf16-mixed or 16-mixed on
+    GPUs), else 32-true and bf16-mixed, which ``measure(candidates)`` times (see
+    :func:`prepare`); without ``measure``, the reference 32-true. Any value other than auto is
+    passed to Lightning unchanged.
     """
     if precision != "auto":
         return precision
-    accelerator = str(accelerator)
-    if accelerator == "auto":
-        accelerator = "cuda" if torch.cuda.is_available() else "cpu"
-    if accelerator in ("gpu", "cuda"):
-        return "bf16-mixed" if native_bf16(torch.device("cuda")) else "16-mixed"
-    if accelerator == "cpu":
-        return "bf16-mixed" if native_bf16(torch.device("cpu")) else "32-true"
-    return "32-true"
+    candidates = auto_training_candidates(accelerator)
+    if len(candidates) == 1 or measure is None:
+        return candidates[0]
+    return measure(candidates).name
+
+
+def _measure_precision(
+    module: ReCoNetModule, datamodule: ReCoNetDataModule, loss_network: str
+) -> Callable[[tuple[str, ...]], Choice]:
+    """The measurement behind ``auto``: one training step per candidate on the run's first batch."""
+
+    def measure(candidates: tuple[str, ...]) -> Choice:
+        from reconet.data.datamodule import collate_pairs
+        from reconet.training.precision import _rng_untouched
+
+        dataset = datamodule.train_dataset
+        with _rng_untouched():  # drawing the batch must not shift the run's random crops
+            batch = collate_pairs([dataset[i] for i in range(min(datamodule.batch_size, len(dataset)))])
+        key = training_precision_key(module.network, loss_network, batch)
+        choice = choose_training_precision(
+            candidates, lambda b: module.model_step(b)[0]["total"], module.network, batch, key, TuningCache.default()
+        )
+        log.info("trainer.precision=auto: %s", choice.describe())
+        return choice
+
+    return measure
 
 
 @rank_zero_only
@@ -194,7 +218,11 @@ def prepare(cfg: DictConfig) -> TrainingRun:
     with stage("config"):
         # The precision actually used is what the resolved config records.
         trainer_cfg = select_required(cfg, "trainer")
-        trainer_cfg.precision = resolve_trainer_precision(trainer_cfg.get("precision"), trainer_cfg.get("accelerator", "auto"))
+        trainer_cfg.precision = resolve_trainer_precision(
+            trainer_cfg.get("precision"),
+            trainer_cfg.get("accelerator", "auto"),
+            _measure_precision(ReCoNetModule(network, objective, optimizer), datamodule, used),
+        )
         resolved = OmegaConf.to_container(cfg, resolve=True)
     resolved["loss"]["network"]["used"] = used
     _write_yaml(output_dir / RESOLVED_CONFIG_NAME, resolved)

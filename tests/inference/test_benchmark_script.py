@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -45,12 +46,41 @@ def test_benchmark_smoke(videos_dir: Path) -> None:
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    row = re.search(r"^\s+tiny\s+320x180\s+float32\s+([\d.]+)\s+([\d.]+)\s+(\d+)\s+(\d+)%", out, re.MULTILINE)
+    # the default precision (auto) says what it ran in: fp32, or bf16 where bf16 is native and measured faster
+    row = re.search(
+        r"^\s+tiny\s+320x180\s+(?:float32|bfloat16)(?: \(auto, \w+\))?\s+([\d.]+)\s+([\d.]+)\s+(\d+)\s+(\d+)%",
+        out,
+        re.MULTILINE,
+    )
     assert row, out
     assert abs(float(row.group(1)) - 2 * tiny_gmac(180, 320)) < 0.05  # GFLOP = 2 x GMAC
     assert float(row.group(2)) > 0
     assert "ratio end-to-end / model-only" in out
     assert "NOT measured" in out and "SGEMM best" in out
+
+
+@pytest.mark.parametrize("native", ["1", "0"])
+def test_the_variants_section_names_every_precision_and_the_auto_choice(native: str) -> None:
+    """Section 1 on any CPU, with bf16 detection forced either way: explicit precisions never
+    meet auto's checks (which once stopped the script on a native-bf16 CPU), and the auto row
+    says what it chose and by which timings."""
+    command = [
+        sys.executable, str(ROOT / "scripts" / "benchmark.py"),
+        "--presets", "tiny", "--sizes", "64x48", "--rounds", "1", "--threads", "1", "--no-compile",
+        "--variants-preset", "tiny", "--variants-size", "64x48", "--skip-e2e",
+    ]  # fmt: skip
+    env = {**os.environ, "RECONET_NATIVE_BF16": native}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for name in ("fp32 eager NCHW", "fp32 eager channels_last", "fp32 tuned kernels", "bf16 channels_last", "auto"):
+        assert re.search(rf"^\s+{re.escape(name)}\s+[\d.]+\s+\d+", out, re.MULTILINE), (name, out)
+    if native == "1":
+        assert re.search(r"auto chose (float32|bfloat16) \(auto, measured\): (fp32|bf16) \(measured: fp32 [\d.e-]+ s, bf16", out), out
+        assert "native bf16 (forced by RECONET_NATIVE_BF16=1)" in out
+    else:
+        assert "auto chose float32: nothing to choose (bf16 not native here)" in out, out
+        assert "bf16 emulated (forced by RECONET_NATIVE_BF16=0)" in out
 
 
 def test_matrix_rates_are_measured_in_fp32_and_bf16() -> None:

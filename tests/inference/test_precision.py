@@ -10,13 +10,23 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import force_native_bf16
 from torch import nn
 
-import reconet.inference.precision as precision
 from reconet.image import load_image, tensor_to_uint8
-from reconet.inference.precision import Float32Island, native_bf16_cpu, resolve_precision, to_precision
+import reconet.inference.stylizer as stylizer_module
+from reconet.inference.precision import (
+    AUTO_MIN_PSNR,
+    PRECISIONS,
+    Float32Island,
+    auto_candidates,
+    precision_key,
+    resolve_precision,
+    to_precision,
+)
 from reconet.inference.stylizer import load
 from reconet.models import build_reconet
+from reconet.tuning import TuningCache
 
 ASSETS = Path(__file__).resolve().parents[2] / "reconet" / "assets"
 MODELS = sorted((ASSETS / "models").glob("*.pt"))
@@ -24,22 +34,12 @@ CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
 
 @pytest.mark.parametrize(
-    ("flags", "native"),
-    [
-        ({"sse4_2", "avx2", "fma"}, False),  # the AVX2-only machine
-        ({"avx2", "avx512f", "avx512bw"}, False),  # AVX-512 without bf16: oneDNN emulates bf16
-        ({"avx512f", "avx512_bf16"}, True),
-        ({"avx512f", "amx_tile", "amx_bf16"}, True),
-    ],
+    ("native", "candidates"), [(True, (torch.float32, torch.bfloat16)), (False, (torch.float32,))]
 )
-def test_native_bf16_is_read_from_the_cpu_flags(flags, native):
-    assert native_bf16_cpu(frozenset(flags)) is native
-
-
-@pytest.mark.parametrize(("native", "expected"), [(True, torch.bfloat16), (False, torch.float32)])
-def test_auto_is_bf16_only_on_a_cpu_with_native_bf16(monkeypatch, native, expected):
-    monkeypatch.setattr(precision, "native_bf16_cpu", lambda features=None: native)
-    assert resolve_precision("auto", CPU) == expected
+def test_auto_considers_bf16_only_on_a_cpu_with_native_bf16(monkeypatch, native, candidates):
+    force_native_bf16(monkeypatch, native)
+    assert auto_candidates(CPU) == candidates
+    assert resolve_precision("auto", CPU) == torch.float32  # the reference; bf16 is measured
     assert resolve_precision("auto", CUDA) == torch.float16  # no GPU needed to decide
     assert resolve_precision("fp32", CPU) == torch.float32
     assert resolve_precision("bf16", CPU) == torch.bfloat16  # asked for: honoured, even emulated
@@ -113,3 +113,71 @@ def test_low_precision_with_the_onnx_backend_is_refused_not_ignored(tmp_path: Pa
         load(MODELS[0], device="cpu", backend="onnx", precision="bf16")
     with pytest.raises(ValueError, match="onnx backend runs fp32 only"):
         load(tmp_path / "model.onnx", precision="bf16")
+
+
+# -- auto by measurement ---------------------------------------------------------------------
+
+
+def _key(model_path: Path, shape: tuple[int, ...]) -> str:
+    from reconet.models.artifact import load_stylizer
+
+    model, _ = load_stylizer(model_path, map_location="cpu")
+    return precision_key(model.eval(), shape)
+
+
+def test_auto_on_a_native_bf16_cpu_measures_both_on_the_first_frames_and_caches(monkeypatch, photos):
+    force_native_bf16(monkeypatch, True)
+    auto = load(MODELS[0], device="cpu")
+    assert auto.info.dtype == "auto: float32 or bfloat16" and auto.warmup_calls >= 1
+    out = auto(photos)
+    choice = auto.precision_choice
+    assert choice is not None and choice.how == "measured" and set(choice.measurements) == {"fp32", "bf16"}
+    assert choice.measurements["bf16"].parity >= AUTO_MIN_PSNR and choice.measurements["bf16"].passed
+    assert all(m.seconds > 0 for m in choice.measurements.values())
+    assert auto.info.dtype == {"fp32": "float32", "bf16": "bfloat16"}[choice.name] + " (auto, measured)"
+    explicit = load(MODELS[0], device="cpu", precision=choice.name)
+    torch.testing.assert_close(out, explicit(photos), rtol=0, atol=1e-4)  # what the winner gives
+    again = load(MODELS[0], device="cpu")
+    again(photos)
+    assert again.precision_choice.how == "cached" and again.precision_choice.name == choice.name
+
+
+@pytest.mark.parametrize("cached", ["fp32", "bf16"])
+def test_auto_runs_the_cached_choice_exactly(monkeypatch, photos, cached):
+    force_native_bf16(monkeypatch, True)
+    TuningCache.default().put(_key(MODELS[0], tuple(photos.shape)), cached)
+    auto = load(MODELS[0], device="cpu")
+    out = auto(photos)
+    assert auto.precision_choice.how == "cached" and auto.dtype == PRECISIONS[cached]
+    tolerance = 1e-4 if cached == "fp32" else 0  # tuned fp32 kernels: Winograd rounding
+    torch.testing.assert_close(out, load(MODELS[0], device="cpu", precision=cached)(photos), rtol=0, atol=tolerance)
+    if cached == "bf16":
+        assert auto.info.channels_last and not auto.info.accelerated
+    else:
+        assert auto.info.accelerated
+
+
+def test_auto_keeps_fp32_when_bf16_misses_the_parity_bar(monkeypatch, photos):
+    force_native_bf16(monkeypatch, True)
+    monkeypatch.setattr(stylizer_module, "AUTO_MIN_PSNR", 200.0)  # no bf16 result can pass this
+    auto = load(MODELS[0], device="cpu")
+    auto(photos)
+    assert auto.precision_choice.name == "fp32" and not auto.precision_choice.measurements["bf16"].passed
+    assert auto.dtype == torch.float32
+
+
+def test_a_single_photo_never_times_precisions(monkeypatch, photos):
+    force_native_bf16(monkeypatch, True)
+    single = load(MODELS[0], device="cpu", expected_frames=1)
+    out = single(photos[:1])
+    assert single.precision_choice.how == "not measured" and single.dtype == torch.float32
+    assert TuningCache.default().get(_key(MODELS[0], (1, 3, 96, 144))) is None
+    torch.testing.assert_close(out, load(MODELS[0], device="cpu", precision="fp32", accelerate=False)(photos[:1]), rtol=0, atol=1e-4)
+
+
+def test_auto_without_native_bf16_is_fp32_and_measures_nothing(monkeypatch, photos):
+    force_native_bf16(monkeypatch, False)
+    auto = load(MODELS[0], device="cpu")
+    assert auto.info.dtype == "float32" and auto.dtype == torch.float32
+    auto(photos)
+    assert auto.precision_choice is None and auto.dtype == torch.float32

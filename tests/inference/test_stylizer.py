@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import require_onnx
 
 from reconet.inference import stylizer as st
 from reconet.inference.export import export_model
@@ -29,13 +30,13 @@ def reference(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 def test_torch_stylizer_on_cpu_is_the_model(tiny: torch.nn.Module) -> None:
     x = torch.rand(2, 3, 37, 53)  # odd sizes: the model pads and crops
-    plain = st.TorchStylizer(tiny, device="cpu", accelerate=False)
+    plain = st.TorchStylizer(tiny, device="cpu", precision="fp32", accelerate=False)
     y = plain(x)
     assert y.shape == x.shape and y.dtype == torch.float32
     torch.testing.assert_close(y, reference(tiny, x), rtol=0, atol=1e-6)
     assert plain.info.device == "cpu" and plain.info.dtype == "float32"
     # default CPU path: tuned kernels (Winograd/FFT rounding differs, far below 1/255)
-    fast = st.TorchStylizer(tiny, device="cpu")
+    fast = st.TorchStylizer(tiny, device="cpu", precision="fp32")
     assert fast.info.accelerated
     torch.testing.assert_close(fast(x), reference(tiny, x), rtol=0, atol=1e-4)
 
@@ -58,7 +59,7 @@ def test_compile_starts_after_the_first_batch_and_pads_short_batches(
 ) -> None:
     made: list[FakeCompiled] = []
     monkeypatch.setattr(st, "_compile", lambda module: made.append(FakeCompiled(module)) or made[-1])
-    runner = st.TorchStylizer(tiny, device="cpu", compile=True)
+    runner = st.TorchStylizer(tiny, device="cpu", precision="fp32", compile=True)
     first, second, last = torch.rand(3, 3, 20, 24), torch.rand(3, 3, 20, 24), torch.rand(2, 3, 20, 24)
     outputs = [runner(b) for b in (first, second, last)]
     assert len(made) == 1
@@ -72,7 +73,7 @@ def test_compile_starts_after_the_first_batch_and_pads_short_batches(
 
 def test_a_failing_compiler_falls_back_with_a_warning(tiny: torch.nn.Module, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(st, "_compile", lambda module: FakeCompiled(module, fail=True))
-    runner = st.TorchStylizer(tiny, device="cpu", compile=True)
+    runner = st.TorchStylizer(tiny, device="cpu", precision="fp32", compile=True)
     x = torch.rand(1, 3, 16, 16)
     runner(x)
     with pytest.warns(UserWarning, match="torch.compile failed"):
@@ -84,7 +85,7 @@ def test_a_failing_compiler_falls_back_with_a_warning(tiny: torch.nn.Module, mon
 @pytest.mark.slow  # torch.compile: ~30 s
 def test_real_compile_of_the_tuned_network(tiny: torch.nn.Module) -> None:
     """inductor keeps the NNPACK custom op as an external kernel and fuses the rest."""
-    runner = st.TorchStylizer(tiny, device="cpu", compile=True)
+    runner = st.TorchStylizer(tiny, device="cpu", precision="fp32", compile=True)
     x = torch.rand(1, 3, 24, 28)
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # a compile failure would only warn
@@ -96,9 +97,9 @@ def test_real_compile_of_the_tuned_network(tiny: torch.nn.Module) -> None:
 
 def test_channels_last_gives_the_same_result(tiny: torch.nn.Module) -> None:
     x = torch.rand(1, 3, 33, 47)
-    plain = st.TorchStylizer(build_reconet("tiny").eval(), device="cpu")
+    plain = st.TorchStylizer(build_reconet("tiny").eval(), device="cpu", precision="fp32")
     plain.model.model.load_state_dict(tiny.state_dict())
-    cl = st.TorchStylizer(build_reconet("tiny").eval(), device="cpu", channels_last=True)
+    cl = st.TorchStylizer(build_reconet("tiny").eval(), device="cpu", precision="fp32", channels_last=True)
     cl.model.model.load_state_dict(tiny.state_dict())
     torch.testing.assert_close(cl(x), plain(x), rtol=0, atol=1e-5)
 
@@ -159,12 +160,12 @@ def test_tiles_with_instance_norm_are_an_approximation(tiny: torch.nn.Module) ->
 
 def test_load_artifact_on_cpu(tiny: torch.nn.Module, tmp_path: Path) -> None:
     path = save_artifact(tmp_path / "m.pt", tiny, {"style": "x"})
-    runner = st.load(path, device="cpu")
+    runner = st.load(path, device="cpu", precision="fp32")
     assert isinstance(runner, st.TorchStylizer) and runner.meta["style"] == "x"
     assert not runner.info.compiled  # unknown length: no compile by default
     x = torch.rand(1, 3, 29, 31)
     torch.testing.assert_close(runner(x), reference(tiny, x), rtol=0, atol=1e-4)
-    assert st.load(path, device="cpu", expected_frames=st.COMPILE_MIN_FRAMES).info.compiled
+    assert st.load(path, device="cpu", precision="fp32", expected_frames=st.COMPILE_MIN_FRAMES).info.compiled
 
 
 def test_a_single_image_never_times_kernels_a_video_does(tiny: torch.nn.Module, tmp_path: Path) -> None:
@@ -201,7 +202,7 @@ def test_torchscript_export_parity_on_an_odd_frame(tiny: torch.nn.Module, tmp_pa
 
 
 def test_onnx_export_parity_on_an_odd_frame(tiny: torch.nn.Module, tmp_path: Path) -> None:
-    pytest.importorskip("onnxruntime")  # optional extra: reconet[onnx]
+    require_onnx()  # optional extra: reconet[onnx]
     out = export_model(tiny, tmp_path / "m.onnx", "onnx")
     runner = st.load(out, device="cpu")
     assert isinstance(runner, st.OnnxStylizer)
@@ -211,7 +212,7 @@ def test_onnx_export_parity_on_an_odd_frame(tiny: torch.nn.Module, tmp_path: Pat
 
 
 def test_onnx_backend_from_an_artifact(tiny: torch.nn.Module, tmp_path: Path) -> None:
-    pytest.importorskip("onnxruntime")
+    require_onnx()
     path = save_artifact(tmp_path / "m.pt", tiny, {})
     runner = st.load(path, device="cpu", backend="onnx")
     assert runner.info.backend == "onnxruntime"

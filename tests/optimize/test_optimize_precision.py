@@ -1,35 +1,56 @@
-"""The loss network of the optimization in bf16: auto follows the hardware, fp16 is refused, the
+"""The loss network of the optimization in bf16: auto measured where bf16 is native, fp16 refused, the
 resume fingerprint names it, and the terms and gradient match fp32 (losses and image stay fp32)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from conftest import force_native_bf16
 
-import reconet.inference.precision as precision_module
 from reconet.image import load_image
 from reconet.models.loss_network import build_loss_network
 from reconet.optimize.config import OptimizeConfig
-from reconet.optimize.objective import GatysObjective, resolve_optimize_precision
+from reconet.optimize.objective import GatysObjective, auto_optimize_candidates, resolve_optimize_precision
 from reconet.optimize.sequence import VideoOptimizer
 
 
 @pytest.mark.parametrize(
-    ("device", "cuda_bf16", "native_bf16", "expected"),
+    ("device", "cuda_bf16", "native", "expected"),
     [
-        ("cpu", False, True, torch.bfloat16),
-        ("cpu", False, False, torch.float32),
-        ("cuda", True, False, torch.bfloat16),
-        ("cuda", False, True, torch.float32),
+        ("cpu", False, True, (torch.float32, torch.bfloat16)),  # a choice: measured on the first frame
+        ("cpu", False, False, (torch.float32,)),
+        ("cuda", True, False, (torch.bfloat16,)),
+        ("cuda", False, True, (torch.float32,)),
     ],
 )
-def test_auto_is_bf16_only_where_it_is_native(monkeypatch, device, cuda_bf16, native_bf16, expected):
-    monkeypatch.setattr(precision_module, "native_bf16_cpu", lambda: native_bf16)
+def test_auto_considers_bf16_only_where_it_is_native(monkeypatch, device, cuda_bf16, native, expected):
+    force_native_bf16(monkeypatch, native)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: device == "cuda")
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: cuda_bf16)
-    assert resolve_optimize_precision("auto", torch.device(device)) == expected
+    assert auto_optimize_candidates(torch.device(device)) == expected
+    assert resolve_optimize_precision("auto", torch.device(device)) == expected[0]
     assert resolve_optimize_precision("fp32", torch.device(device)) == torch.float32
     assert resolve_optimize_precision("bf16", torch.device(device)) == torch.bfloat16
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_measures_on_the_first_frame_only_where_bf16_is_native(monkeypatch, native):
+    force_native_bf16(monkeypatch, native)
+    style, frame = torch.rand(3, 32, 32), torch.rand(3, 40, 48)
+    network = build_loss_network("vgg19", layers=OptimizeConfig().layers, weights="random")
+    optimizer = VideoOptimizer(style, loss_network=network, flow_estimator=object(), precision="auto")
+    assert optimizer.dtype == torch.float32  # the reference until measured
+    fingerprint = optimizer.fingerprint(frame)
+    choice = optimizer.precision_choice
+    if not native:
+        assert choice is None and optimizer.dtype == torch.float32 and "precision" not in fingerprint
+        return
+    assert choice.how == "measured" and set(choice.measurements) == {"fp32", "bf16"}
+    assert choice.measurements["bf16"].passed  # gradient cosine >= 0.95, loss within 2 %
+    assert optimizer.dtype == {"fp32": torch.float32, "bf16": torch.bfloat16}[choice.name]
+    assert fingerprint.get("precision") == (None if choice.name == "fp32" else "bfloat16")
+    again = VideoOptimizer(style, loss_network=network, flow_estimator=object(), precision="auto")
+    assert again.fingerprint(frame) == fingerprint and again.precision_choice.how == "cached"
 
 
 def test_fp16_is_refused_with_the_reason():
