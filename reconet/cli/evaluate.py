@@ -113,7 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="resize the style image so its shorter side has this length first (as training's loss.style_size)",
     )
     quality.add_argument("--no-quality", action="store_true", help="skip style and content distances (no VGG)")
-    quality.add_argument("--loss-network", choices=("vgg16", "vgg19"), default="vgg16")
+    quality.add_argument(
+        "--loss-network",
+        choices=("vgg19", "vgg16"),
+        default="vgg19",
+        help="network of the distances: vgg19 (bundled, offline; default) or vgg16 (torchvision weights: "
+        "a local --loss-weights file, the torch hub cache or a download; else the bundled vgg19, with a warning)",
+    )
     quality.add_argument(
         "--loss-weights",
         default="auto",

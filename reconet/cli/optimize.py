@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
                       f"(default {' '.join(DEFAULT_TEMPORAL_FEATURE_LAYERS)})")
     loss.add_argument("--loss-network", choices=("vgg19", "vgg16"), default=_DEFAULTS.loss_network,
                       help="VGG used for the losses: vgg19 (bundled, offline; default) or vgg16 "
-                           "(torchvision weights from a local file or the torch hub cache)")
+                           "(torchvision weights: a local file, the torch hub cache or a download)")
     loss.add_argument("--loss-weights", default=_DEFAULTS.loss_weights, metavar="auto|random|PATH",
                       help="loss network weights (default auto)")
 
@@ -145,8 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = parser.add_argument_group("run")
     run.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
     run.add_argument("--precision", choices=("fp32", "bf16", "auto"), default="fp32",
-                     help="arithmetic of the loss network (image and losses stay fp32); auto: bf16 where it "
-                          "is native (AMX/AVX512-BF16 CPUs, bf16 GPUs), else fp32 (default: fp32)")
+                     help="arithmetic of the loss network (image and losses stay fp32); auto: on an "
+                          "AMX/AVX512-BF16 CPU the faster of fp32 and bf16, timed on the first frame and "
+                          "cached; bf16 on bf16 GPUs; else fp32 (default: fp32)")
     run.add_argument("--work-dir", type=Path, metavar="DIR",
                      help="where finished frames are kept until the output is written (default OUTPUT.parts)")
     run.add_argument("--restart", action="store_true",

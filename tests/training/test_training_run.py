@@ -51,13 +51,13 @@ def test_fast_dev_run_on_the_default_photo_data(tmp_path):
     assert math.isfinite(metrics["val/temporal_error"]) and math.isfinite(metrics["val/temporal_error_input"])
     # the network actually used is recorded in the run's resolved config
     resolved = OmegaConf.load(tmp_path / RESOLVED_CONFIG_NAME)
-    assert resolved.loss.network.used.name == "vgg16"
+    assert resolved.loss.network.used.name == "vgg19"
     assert resolved.loss.network.used.weights_source == "random" or "random" in resolved.loss.network.used.weights_source
-    assert run.module.hparams["run_config"]["loss"]["network"]["used"]["name"] == "vgg16"
+    assert run.module.hparams["run_config"]["loss"]["network"]["used"]["name"] == "vgg19"
     # term weights: the calibrated set of the network used, except what was overridden
     used_weights = resolved.loss.network.used.term_weights
-    assert used_weights.alpha == resolved.loss.weights.vgg16.alpha and used_weights.lambda_o == 2e5
-    assert run.module.loss.weights == {**OmegaConf.to_container(resolved.loss.weights.vgg16), "lambda_o": 2e5}
+    assert used_weights.alpha == resolved.loss.weights.vgg19.alpha and used_weights.lambda_o == 2e5
+    assert run.module.loss.weights == {**OmegaConf.to_container(resolved.loss.weights.vgg19), "lambda_o": 2e5}
     assert (tmp_path / "stylizer.pt").is_file()
     assert (tmp_path / "samples" / "pair_stylized1.png").is_file()
     assert type(run.datamodule.train_dataset).__name__ == "PhotoPairs"  # the bundled photos
