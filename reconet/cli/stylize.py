@@ -100,20 +100,22 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="?",
         help="video file, image file or folder to create (optional with --preview)",
     )
-    which = parser.add_mutually_exclusive_group()
-    which.add_argument(
+    parser.add_argument(
         "-s",
         "--style",
         metavar="NAME",
-        help="a pretrained style bundled with reconet, e.g. candy (see --list-styles)",
+        help="a pretrained style bundled with reconet, e.g. candy (see --list-styles); with --model, a style "
+        "of that (multi-style) model, or a blend of its styles: 'udnie:0.6,wave:0.4'",
     )
-    which.add_argument(
+    parser.add_argument(
         "-m",
         "--model",
         help="your trained model: inference artifact (.pt), Lightning checkpoint (.ckpt) or exported .onnx",
     )
-    which.add_argument(
-        "--list-styles", action="store_true", help="list the bundled styles with what they measured, and exit"
+    parser.add_argument(
+        "--list-styles",
+        action="store_true",
+        help="list the bundled styles with what they measured (with --model: that model's styles), and exit",
     )
     device = parser.add_argument_group("device and speed")
     device.add_argument(
@@ -193,6 +195,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.list_styles:
+        if args.model is not None:
+            return _list_model_styles(args.model)
         print(styles_table())
         return 0
     if args.input is None:
@@ -201,7 +205,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("give a bundled style with --style NAME (see --list-styles) or your model with --model PATH")
     if args.output is None and not args.preview:
         parser.error("OUTPUT is required (or use --preview to only watch)")
-    if args.style is not None:
+    args.model_style = None  # which style of --model (a multi-style model) to run
+    if args.style is not None and args.model is not None:
+        args.model_style = args.style
+    elif args.style is not None:
         from reconet.models.pretrained import UnknownStyleError, pretrained_path
 
         try:
@@ -215,6 +222,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.debug:
             _quiet_warnings()
         return _run_reporting_errors(args)
+
+
+def _list_model_styles(model: str) -> int:
+    """Print the style table of ``model`` (one row per style, in row order)."""
+    from reconet.models.artifact import ModelFileError, load_stylizer, style_table
+
+    try:
+        network, meta = load_stylizer(model)
+    except (ModelFileError, FileNotFoundError) as error:
+        print(f"{PROG}: error: {one_line(error)}", file=sys.stderr)
+        return EXIT_ERROR
+    rows = style_table(meta, network.num_styles)
+    print(f"{model}: {len(rows)} style{'s' if len(rows) != 1 else ''}")
+    for index, row in enumerate(rows):
+        facts = ", ".join(f"{key} {row[key]}" for key in ("style_image", "global_step") if row.get(key) is not None)
+        print(f"  {index:2d}  {row['name']}" + (f"  ({facts})" if facts else ""))
+    return 0
 
 
 def styles_table() -> str:
@@ -316,6 +340,7 @@ def _run(args: argparse.Namespace) -> int:
             compile=args.compile,
             threads=args.threads,
             expected_frames=source.frames_hint,
+            style=args.model_style,
         )
         on_cuda = stylizer.info.device.startswith("cuda")
         batch_size = args.batch_size or (1 if webcam else (4 if on_cuda else 1))

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from reconet.hardware import native_bf16
+from reconet.models.conditional_norm import ConditionalInstanceNorm2d
 
 __all__ = [
     "AUTO_MIN_PSNR",
@@ -50,7 +51,7 @@ PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float
 # frames measured (45 dB: RMS difference 0.0056, about 1.4 levels of 8 bits; trained models
 # measure 50-60 dB with the fp32 islands, tests/inference/test_precision.py).
 AUTO_MIN_PSNR = 45.0
-_NORMS = (nn.InstanceNorm2d, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)
+_NORMS = (nn.InstanceNorm2d, ConditionalInstanceNorm2d, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)
 
 
 def auto_candidates(device: torch.device) -> tuple[torch.dtype, ...]:
@@ -127,6 +128,8 @@ def to_precision(model: nn.Module, dtype: torch.dtype) -> nn.Module:
         return model
     low = copy.deepcopy(model)
     for parent in list(low.modules()):
+        if isinstance(parent, _NORMS):  # a conditional norm's inner norm is inside its island
+            continue
         for name, child in list(parent.named_children()):
             if isinstance(child, _NORMS):
                 setattr(parent, name, Float32Island(child, back=dtype))

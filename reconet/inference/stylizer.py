@@ -55,6 +55,7 @@ from reconet.inference.precision import (
 )
 from reconet.models.artifact import ModelFileError, load_stylizer
 from reconet.models.reconet import MIN_INPUT_SIZE, OutputModel, ReCoNet
+from reconet.models.style_mix import select_style
 from reconet.tuning import Choice, TuningCache, choose_fastest
 
 _PRECISION_NAMES = {dtype: name for name, dtype in PRECISIONS.items()}
@@ -498,6 +499,7 @@ def load(
     compile: bool | None = None,
     threads: int | None = None,
     expected_frames: int | None = None,
+    style: str | None = None,
 ) -> Stylizer:
     """Build the fastest stylizer for ``path`` (artifact, Lightning checkpoint or .onnx).
 
@@ -506,6 +508,9 @@ def load(
     ``expected_frames`` >= :data:`COMPILE_MIN_FRAMES` (compiling takes tens of seconds).
     Tuned kernels (``accelerate``) time new layer shapes only when at least
     :data:`TUNE_MIN_FRAMES` frames are expected; a single image uses the cached choices.
+    ``style``: which style of a multi-style model to run, a name of its style table or a blend
+    ``"udnie:0.6,wave:0.4"`` (:func:`reconet.models.style_mix.select_style`); the network is
+    then the single-style network of that mix.
     """
     path = Path(path)
     if backend not in ("auto", "torch", "onnx"):
@@ -518,9 +523,12 @@ def load(
             raise ValueError(f"{path}: an ONNX file runs only with the onnx backend")
         if not path.is_file():
             raise FileNotFoundError(f"model file not found: {path}")
+        if style is not None:
+            raise ValueError(f"{path}: an exported ONNX model holds the one style it was exported with; --style needs the .pt model")
         return OnnxStylizer(path, device=device, threads=threads, meta={"source": str(path)})
     target = resolve_device(device) if backend != "onnx" else torch.device("cpu")
     model, meta = load_stylizer(path, map_location="cpu")
+    model, meta = select_style(model, meta, style, where=str(path))
     on_cpu = target.type == "cpu"
     if backend == "auto":
         backend = CPU_DEFAULTS["backend"] if on_cpu else "torch"

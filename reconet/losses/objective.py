@@ -113,9 +113,11 @@ class ReCoNetLoss(nn.Module):
             -> dict`` of named features, with attribute ``layers`` (the names it returns when
             ``layers`` is None; otherwise it returns just the names asked for). It is set to
             ``requires_grad_(False)`` and kept in eval mode.
-        style_image: (3, H, W) or (1, 3, H, W) RGB in [0, 1]. Its Gram matrices are computed
-            once here and stored as (non-persistent) buffers (1, C, C) that are broadcast over
-            any batch; they follow ``.to(device)``.
+        style_image: (3, H, W) or (1, 3, H, W) RGB in [0, 1], or a sequence of such images for
+            a multi-style network (one per style row, Dumoulin et al. 2017). Their Gram matrices
+            are computed once here and stored as (non-persistent) buffers (N, C, C); one style
+            is broadcast over any batch, several are picked per sample by ``style_index``.
+            They follow ``.to(device)``.
         content_layer: feature name for the content loss.
         style_layers: feature names for the style loss.
         style_layer_weights: per-layer weights w_l (mapping name -> weight, or a sequence
@@ -125,6 +127,11 @@ class ReCoNetLoss(nn.Module):
         lambda_f, lambda_o: feature- and output-temporal weights.
         style_size: resize the style image before computing its Grams: an int sets the
             shorter side (aspect kept), a pair an exact (H, W); ``None`` keeps it as is.
+        style_names: one name per style image (for the per-style terms ``style_<name>`` that
+            :meth:`forward` adds, unweighted by the total, when there are several styles).
+        style_scales: one multiplier of ``beta`` per style (default 1 each): styles differ in
+            Gram magnitude by orders of magnitude, so one shared weight under-trains some and
+            over-trains others.
     """
 
     def __init__(
@@ -141,6 +148,8 @@ class ReCoNetLoss(nn.Module):
         lambda_f: float = DEFAULT_WEIGHTS["lambda_f"],
         lambda_o: float = DEFAULT_WEIGHTS["lambda_o"],
         style_size: int | Sequence[int] | None = None,
+        style_names: Sequence[str] | None = None,
+        style_scales: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
         style_layers = tuple(style_layers)
@@ -151,10 +160,21 @@ class ReCoNetLoss(nn.Module):
         missing = [name for name in wanted if name not in available]
         if missing:
             raise ValueError(f"loss network does not return layer(s) {missing}; it returns {list(available)}")
-        if style_image.ndim == 3:
-            style_image = style_image.unsqueeze(0)
-        if style_image.ndim != 4 or style_image.shape[:2] != (1, 3):
-            raise ValueError(f"style_image must be (3, H, W) or (1, 3, H, W), got shape {tuple(style_image.shape)}")
+        images = [style_image] if isinstance(style_image, torch.Tensor) else list(style_image)
+        if not images:
+            raise ValueError("no style image given")
+        for index, image in enumerate(images):
+            if image.ndim == 3:
+                images[index] = image = image.unsqueeze(0)
+            if image.ndim != 4 or image.shape[:2] != (1, 3):
+                raise ValueError(f"style_image must be (3, H, W) or (1, 3, H, W), got shape {tuple(image.shape)}")
+        self.style_names = tuple(style_names) if style_names is not None else tuple(str(i) for i in range(len(images)))
+        if len(self.style_names) != len(images):
+            raise ValueError(f"{len(self.style_names)} style names for {len(images)} style images")
+        scales = [1.0] * len(images) if style_scales is None else [float(v) for v in style_scales]
+        if len(scales) != len(images) or min(scales) < 0:
+            raise ValueError(f"style_scales must be {len(images)} values >= 0, got {list(scales)}")
+        self.register_buffer("style_scales", torch.tensor(scales), persistent=False)  # (N,)
 
         self.loss_network = loss_network.requires_grad_(False).eval()
         self.content_layer = content_layer
@@ -168,18 +188,26 @@ class ReCoNetLoss(nn.Module):
             "lambda_o": float(lambda_o),
         }
 
-        device = _module_device(loss_network, style_image.device)
-        style = resize_style_image(style_image.detach().float(), style_size).to(device)  # (1, 3, Hs, Ws)
-        with torch.no_grad():
-            features = self.loss_network(style)
+        device = _module_device(loss_network, images[0].device)
+        grams: dict[str, list[torch.Tensor]] = {name: [] for name in style_layers}
+        for image in images:  # each at its own size: one forward per style, once
+            style = resize_style_image(image.detach().float(), style_size).to(device)  # (1, 3, Hs, Ws)
+            with torch.no_grad():
+                features = self.loss_network(style)
+            for name in style_layers:
+                grams[name].append(gram_matrix(features[name]).detach())  # (1, C, C)
         for name in style_layers:
-            # Non-persistent: derived from the style image, recomputed at construction, so they
+            # Non-persistent: derived from the style images, recomputed at construction, so they
             # never make a checkpoint depend on which style image was on disk.
-            self.register_buffer(f"style_gram_{name}", gram_matrix(features[name]).detach(), persistent=False)
+            self.register_buffer(f"style_gram_{name}", torch.cat(grams[name]), persistent=False)  # (N, C, C)
+
+    @property
+    def num_styles(self) -> int:
+        return len(self.style_names)
 
     @property
     def style_grams(self) -> dict[str, torch.Tensor]:
-        """Layer name -> (1, C, C) Gram matrix of the style image."""
+        """Layer name -> (N, C, C) Gram matrices of the N style images."""
         return {name: getattr(self, f"style_gram_{name}") for name in self.style_layers}
 
     def train(self, mode: bool = True) -> ReCoNetLoss:
@@ -199,6 +227,7 @@ class ReCoNetLoss(nn.Module):
         result2: Any,
         flow: torch.Tensor,
         mask: torch.Tensor,
+        style_index: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Weighted loss terms for a batch of frame pairs.
 
@@ -208,10 +237,13 @@ class ReCoNetLoss(nn.Module):
                 or anything with ``.features`` (B, C, H', W') and ``.output`` (B, 3, H, W)).
             flow: (B, 2, H, W) forward flow N -> N+1.
             mask: (B, 1, H, W) 1 = use pixel.
+            style_index: (B,) which style each pair was stylized in (several styles only).
 
         Returns:
             {"content", "style", "tv", "temporal_feature", "temporal_output", "total"}: 0-dim
-            tensors, each term already multiplied by its weight, "total" their sum.
+            tensors, each term already multiplied by its weight, "total" their sum. With several
+            styles also ``style_<name>`` (not in the total): the weighted style term of the
+            pairs of that style in this batch, for per-style curves.
         """
         output1, output2 = result1.output, result2.output
         shapes = [tuple(t.shape) for t in (input1, input2, output1, output2)]
@@ -233,10 +265,14 @@ class ReCoNetLoss(nn.Module):
         # Under mixed precision the networks ran in bf16/fp16; every loss is computed in fp32
         # from here on (Micikevicius et al., ICLR 2018: reductions in fp32), since the terms
         # are means of small squared differences that an 8-bit mantissa would round away.
+        if self.num_styles > 1:
+            if style_index is None or style_index.shape != (input1.shape[0],):
+                shape = None if style_index is None else tuple(style_index.shape)
+                raise ValueError(f"{self.num_styles} styles: style_index must be ({input1.shape[0]},), got {shape}")
         with torch.autocast(output1.device.type, enabled=False):
-            return self._terms(input1, input2, result1, result2, flow, mask, targets, features)
+            return self._terms(input1, input2, result1, result2, flow, mask, targets, features, style_index)
 
-    def _terms(self, input1, input2, result1, result2, flow, mask, targets, features) -> dict[str, torch.Tensor]:
+    def _terms(self, input1, input2, result1, result2, flow, mask, targets, features, style_index=None) -> dict[str, torch.Tensor]:
         """The weighted terms of :meth:`forward`, all in fp32 (see there for the arguments)."""
         batch = input1.shape[0]
         output1, output2 = result1.output.float(), result2.output.float()
@@ -249,14 +285,22 @@ class ReCoNetLoss(nn.Module):
         grams = self.style_grams
         content = 0.0
         style = 0.0
+        per_sample = 0.0  # several styles: (B,) style term of each pair, before beta
         for frame in (0, 1):  # Σ over frames N and N+1
             content = content + content_loss(chunk(features[self.content_layer], frame), chunk(targets, frame))
             outputs = {name: chunk(features[name], frame) for name in self.style_layers}
-            style = style + style_loss(outputs, grams, self.style_layer_weights)
+            if self.num_styles == 1:
+                style = style + style_loss(outputs, grams, self.style_layer_weights)
+            else:
+                per_sample = per_sample + self._style_per_sample(outputs, grams, style_index)
         tv = total_variation(output1) + total_variation(output2)
         temporal_f = feature_temporal_loss(result1.features.float(), result2.features.float(), flow, mask)
         temporal_o = output_temporal_loss(output1, output2, input1, input2, flow, mask)
 
+        if self.num_styles > 1:
+            # The mean over the batch of each pair's style term times its style's scale: with
+            # every scale 1 this is exactly style_loss's batch mean.
+            style = (per_sample * self.style_scales[style_index]).mean()
         raw = {
             "content": content,
             "style": style,
@@ -264,4 +308,23 @@ class ReCoNetLoss(nn.Module):
             "temporal_feature": temporal_f,
             "temporal_output": temporal_o,
         }
-        return weighted_terms(raw, self.weights)
+        terms = weighted_terms(raw, self.weights)
+        if self.num_styles > 1:
+            beta = self.weights["beta"]
+            for index in style_index.unique().tolist():
+                chosen = style_index == index
+                terms[f"style_{self.style_names[index]}"] = beta * per_sample[chosen].mean().detach()
+        return terms
+
+    def _style_per_sample(
+        self, outputs: Mapping[str, torch.Tensor], grams: Mapping[str, torch.Tensor], style_index: torch.Tensor
+    ) -> torch.Tensor:
+        """(B,) style term of each output against its own style's Grams (the terms of
+        :func:`style_loss`, per sample instead of averaged over the batch)."""
+        total = 0.0
+        for name, feat in outputs.items():
+            gram = gram_matrix(feat)  # (B, C, C)
+            target = grams[name][style_index].to(gram.dtype)  # (B, C, C)
+            weight = 1.0 if self.style_layer_weights is None else float(self.style_layer_weights.get(name, 1.0))
+            total = total + weight * (gram - target).square().mean(dim=(1, 2))
+        return total

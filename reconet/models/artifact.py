@@ -11,6 +11,11 @@ strings, numbers, lists and dicts, so it loads with ``torch.load(weights_only=Tr
         "meta": {...},   # JSON-able: style name, training step, loss network used, ...
     }
 
+A multi-style network (``model_config["num_styles"]`` > 1, conditional instance norm) carries
+its *style table* in ``meta["styles"]``: one row per style, in the order of its gamma/beta rows,
+``{"name", "style_image", "style_sha256", "style_size", "scale", "global_step", ...}`` plus what
+was measured. A single-style artifact reads as a one-row table (:func:`style_table`).
+
 :func:`load_stylizer` also accepts a PyTorch Lightning checkpoint of reconet training: its
 ``state_dict`` keys of the stylization network start with ``network.`` (the LightningModule
 attribute) and ``hyper_parameters["model_config"]`` rebuilds the architecture. Other
@@ -36,7 +41,7 @@ import torch
 from reconet.fileio import atomic_write
 from reconet.models.reconet import ReCoNet
 
-__all__ = ["ARTIFACT_FORMAT", "ARTIFACT_VERSION", "ModelFileError", "load_stylizer", "save_artifact"]
+__all__ = ["ARTIFACT_FORMAT", "ARTIFACT_VERSION", "ModelFileError", "load_stylizer", "save_artifact", "style_table"]
 
 ARTIFACT_FORMAT = "reconet-stylizer"
 ARTIFACT_VERSION = 1
@@ -222,3 +227,20 @@ def _is_json(value: Any) -> bool:
     except (TypeError, ValueError):
         return False
     return True
+
+
+def style_table(meta: Mapping[str, Any], num_styles: int) -> list[dict[str, Any]]:
+    """The rows of a model's style table, one per style in row order (see the module doc).
+
+    A single-style artifact without a table is one row named by ``meta["style"]`` (its
+    ``style_image``'s stem, else "style"); a table that does not fit ``num_styles`` is ignored
+    in favour of numbered rows (``style0``, ``style1``, ...), so every style stays reachable.
+    """
+    rows = meta.get("styles")
+    if isinstance(rows, list) and len(rows) == num_styles and all(isinstance(r, Mapping) and r.get("name") for r in rows):
+        return [dict(row) for row in rows]
+    if num_styles == 1:
+        image = meta.get("style_image")
+        name = meta.get("style") or (Path(str(image)).stem if image else None) or "style"
+        return [{"name": str(name), "style_image": image, "global_step": meta.get("global_step")}]
+    return [{"name": f"style{index}"} for index in range(num_styles)]

@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reconet.models.conditional_norm import ConditionalInstanceNorm2d
 from reconet.resources import config_defaults
 
 __all__ = [
@@ -181,6 +182,10 @@ class ReCoNet(nn.Module):
         channels: widths (c1, c2, c3) at full, 1/2 and 1/4 resolution.
         num_residual_blocks: residual blocks at 1/4 resolution (>= 0).
         norm: name of the normalization layer in :data:`NORM_LAYERS`.
+        num_styles: more than 1 makes every instance norm a
+            :class:`~reconet.models.conditional_norm.ConditionalInstanceNorm2d` with one
+            (gamma, beta) row per style (Dumoulin et al., ICLR 2017); ``forward`` then takes the
+            style. 1 (default) is the single-style network, with the same parameter names.
     """
 
     def __init__(
@@ -188,6 +193,7 @@ class ReCoNet(nn.Module):
         channels: Sequence[int] = (48, 96, 192),
         num_residual_blocks: int = 4,
         norm: str = "instance",
+        num_styles: int = 1,
     ) -> None:
         super().__init__()
         channels = tuple(channels)
@@ -197,10 +203,17 @@ class ReCoNet(nn.Module):
             raise ValueError(f"num_residual_blocks must be an int >= 0, got {num_residual_blocks!r}")
         if norm not in NORM_LAYERS:
             raise ValueError(f"unknown norm {norm!r}; choose one of {sorted(NORM_LAYERS)}")
+        if isinstance(num_styles, bool) or not isinstance(num_styles, int) or num_styles < 1:
+            raise ValueError(f"num_styles must be an int >= 1, got {num_styles!r}")
+        if num_styles > 1 and norm != "instance":
+            raise ValueError(f"several styles need conditional instance norm (norm='instance'), got norm={norm!r}")
         self._channels = channels
         self._num_residual_blocks = num_residual_blocks
         self._norm = norm
+        self.num_styles = num_styles
         norm_layer = NORM_LAYERS[norm]
+        if num_styles > 1:
+            norm_layer = lambda c: ConditionalInstanceNorm2d(c, num_styles)  # noqa: E731
         c1, c2, c3 = channels
 
         encoder: OrderedDict[str, nn.Module] = OrderedDict(
@@ -224,12 +237,44 @@ class ReCoNet(nn.Module):
 
     @property
     def config(self) -> dict[str, Any]:
-        """JSON-able constructor arguments: ``ReCoNet(**model.config)`` rebuilds the architecture."""
-        return {
+        """JSON-able constructor arguments: ``ReCoNet(**model.config)`` rebuilds the architecture.
+        ``num_styles`` appears only when above 1, so single-style configs read as before."""
+        config: dict[str, Any] = {
             "channels": list(self._channels),
             "num_residual_blocks": self._num_residual_blocks,
             "norm": self._norm,
         }
+        if self.num_styles > 1:
+            config["num_styles"] = self.num_styles
+        return config
+
+    def style_mixing(self, style: int | Sequence[float] | torch.Tensor | None, batch: int) -> torch.Tensor | None:
+        """``style`` as (B, N) mixing weights for a batch of ``batch``: an index (one-hot), N
+        weights for every sample (a blend), or (B, N) rows; None for a single-style network.
+
+        Raises:
+            ValueError: no style for a multi-style network, an index out of range, or weights
+                of the wrong shape (the message names the shapes).
+        """
+        count = self.num_styles
+        if style is None:
+            if count > 1:
+                raise ValueError(f"this network holds {count} styles: pass style= (an index or {count} mixing weights)")
+            return None
+        if isinstance(style, int) and not isinstance(style, bool):
+            if not 0 <= style < count:
+                raise ValueError(f"style index {style} out of range for {count} style(s)")
+            return F.one_hot(torch.full((batch,), style), count).float() if count > 1 else None
+        weights = torch.as_tensor(style, dtype=torch.float32)
+        if weights.ndim == 1 and weights.shape[0] == count:
+            weights = weights.expand(batch, count)
+        if weights.shape != (batch, count):
+            raise ValueError(f"style weights of shape {tuple(weights.shape)} do not fit {count} style(s) and a batch of {batch}")
+        if count == 1:
+            if not bool((weights == 1).all()):
+                raise ValueError("a single-style network takes style 0 (weight 1) only")
+            return None
+        return weights
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self.config.items())
@@ -246,14 +291,30 @@ class ReCoNet(nn.Module):
                 f"ReCoNet needs H and W >= {MIN_INPUT_SIZE} (reflection padding), got shape {tuple(x.shape)}"
             )
 
-    def forward(self, x: torch.Tensor) -> ReCoNetOutput:
+    def forward(self, x: torch.Tensor, style: int | Sequence[float] | torch.Tensor | None = None) -> ReCoNetOutput:
         """x: (B, 3, H, W) RGB in [0, 1], any H, W >= 5 -> ReCoNetOutput(features, output).
+
+        ``style`` (multi-style networks; see :meth:`style_mixing`): an index, N mixing weights,
+        or (B, N) weights, one row per sample (how a batch of N styles runs in one pass).
 
         The input is reflect-padded at the bottom/right to the next multiple of 4 so that the two
         stride-2 convolutions and the two x2 upsamplings return exactly the padded size; the
         output is cropped back to (H, W). The caller's tensor is never modified.
         """
         self.check_input(x)
+        mixing = self.style_mixing(style, x.shape[0])
+        if mixing is None:
+            return self._forward(x)
+        conditional = [m for m in self.modules() if isinstance(m, ConditionalInstanceNorm2d)]
+        for layer in conditional:
+            layer.style = mixing.to(x.device)
+        try:
+            return self._forward(x)
+        finally:
+            for layer in conditional:
+                layer.style = None
+
+    def _forward(self, x: torch.Tensor) -> ReCoNetOutput:
         # (-n) % 4 = amount up to the next multiple of 4. Padding unconditionally (a no-op for 0)
         # and cropping with negative padding instead of slicing keep the graph free of
         # shape-dependent branches, so torch.export / ONNX export work with dynamic H and W.
@@ -265,6 +326,43 @@ class ReCoNet(nn.Module):
         output = F.pad(output, (0, -pad_w, 0, -pad_h))  # (B, 3, H, W): negative padding crops
         output = output.contiguous()  # NCHW for callers, whatever layout the last layer used
         return ReCoNetOutput(features, output)
+
+    def for_style(self, style: int | Sequence[float] | torch.Tensor) -> ReCoNet:
+        """A single-style copy of this network for one style or blend: every conditional norm
+        becomes an affine instance norm with gamma = w @ Gamma, beta = w @ Beta. It computes what
+        ``self(x, style=style)`` computes (to float rounding), as a plain network that tuned
+        kernels, precision islands, compiling and export handle like any single-style one."""
+        mixing = self.style_mixing(style, 1)
+        single = ReCoNet(self._channels, self._num_residual_blocks, self._norm)
+        state = {}
+        for key, value in self.state_dict().items():
+            if mixing is not None and value.ndim == 2 and key.endswith(("norm.weight", "norm.bias", "norm2.weight", "norm2.bias")):
+                value = mixing[0].to(value.dtype) @ value  # (N,) @ (N, C) -> (C,)
+            state[key] = value
+        single.load_state_dict(state, strict=True)
+        return single.to(next(self.parameters()).device).train(self.training)
+
+    def with_styles(self, num_styles: int, init: Sequence[float] | None = None) -> ReCoNet:
+        """A copy with ``num_styles`` rows (>= the current count): the existing rows are copied
+        exactly, new rows start from ``init`` mixing weights over the existing rows (default:
+        their mean, a neutral start for a new style)."""
+        if num_styles < self.num_styles:
+            raise ValueError(f"cannot shrink {self.num_styles} styles to {num_styles}")
+        grown = ReCoNet(self._channels, self._num_residual_blocks, self._norm, num_styles=num_styles)
+        old = self.num_styles
+        mixing = torch.full((old,), 1.0 / old) if init is None else torch.as_tensor(init, dtype=torch.float32)
+        if mixing.shape != (old,):
+            raise ValueError(f"init weights of shape {tuple(mixing.shape)} do not fit {old} style(s)")
+        state = {}
+        target = grown.state_dict()
+        for key, value in self.state_dict().items():
+            if target[key].shape != value.shape:  # a norm's table: (C,) or (old, C) -> (num_styles, C)
+                rows = value.reshape(old, -1)
+                new = (mixing.to(rows.dtype) @ rows).expand(num_styles - old, -1)
+                value = torch.cat([rows, new])
+            state[key] = value.clone()
+        grown.load_state_dict(state, strict=True)
+        return grown.to(next(self.parameters()).device)
 
 
 class OutputModel(nn.Module):

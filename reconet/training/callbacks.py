@@ -8,6 +8,7 @@ stays a pure optimisation loop and each of these can be switched off from config
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import threading
@@ -54,6 +55,27 @@ def heatmap(values: torch.Tensor, vmax: float, colormap: str = "inferno") -> tor
     return torch.from_numpy(rgba[..., :3]).permute(2, 0, 1).float()
 
 
+def _first_style(network: torch.nn.Module) -> dict[str, Any]:
+    """Keyword arguments that run a multi-style network in its first style (none otherwise)."""
+    return {"style": 0} if getattr(network, "num_styles", 1) > 1 else {}
+
+
+@torch.no_grad()
+def render_styles(network: torch.nn.Module, frame: torch.Tensor) -> torch.Tensor:
+    """(3, H, W) frame in every style of a multi-style network, one batched forward pass:
+    a row of tiles (3, H, N * W) for TensorBoard, the input first."""
+    count = network.num_styles
+    device = next(network.parameters()).device
+    was_training = network.training
+    network.eval()
+    try:
+        batch = frame.to(device).unsqueeze(0).expand(count, -1, -1, -1)  # (N, 3, H, W)
+        outputs = network(batch, style=torch.eye(count, device=device)).output.float().cpu()  # (N, 3, H, W)
+    finally:
+        network.train(was_training)
+    return torch.cat([frame.cpu(), *outputs], dim=-1).clamp(0.0, 1.0)
+
+
 @torch.no_grad()
 def render_pair(pl_module: pl.LightningModule, sample: dict[str, Any]) -> dict[str, torch.Tensor]:
     """Stylize one validation pair and compute the masked temporal-difference heat-maps.
@@ -71,7 +93,7 @@ def render_pair(pl_module: pl.LightningModule, sample: dict[str, Any]) -> dict[s
     was_training = network.training
     network.eval()
     try:
-        outputs = network(torch.cat([frame1, frame2])).output  # (2, 3, H, W)
+        outputs = network(torch.cat([frame1, frame2]), **_first_style(network)).output  # (2, 3, H, W)
     finally:
         network.train(was_training)
     output1, output2 = outputs[:1], outputs[1:]
@@ -135,8 +157,11 @@ class TemporalImageLogger(Callback):
         if sample is None:
             return
         grid = pair_grid(render_pair(pl_module, sample))
+        styles = render_styles(pl_module.network, sample["frame1"]) if getattr(pl_module.network, "num_styles", 1) > 1 else None
         for logger in loggers:
             logger.experiment.add_image(self.tag, grid, global_step=step)
+            if styles is not None:  # every style on the same frame: val/styles
+                logger.experiment.add_image("val/styles", styles, global_step=step)
         self._last_step = step
 
     @rank_zero_only
@@ -284,7 +309,7 @@ def artifact_meta(trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[st
     run = dict(pl_module.hparams.get("run_config") or {})
     style = run.get("style") or {}
     loss = run.get("loss") or {}
-    return {
+    meta = {
         "source": "reconet-train",
         "style": style.get("name"),
         "style_image": Path(str(style["image"])).name if style.get("image") else None,
@@ -292,6 +317,36 @@ def artifact_meta(trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[st
         "epoch": int(trainer.current_epoch),
         "loss_network": (loss.get("network") or {}).get("used"),
     }
+    added = run.get("style_table")
+    if added:  # add_style: the source's rows unchanged, the new row trained to this step
+        meta["style"] = meta["style_image"] = None
+        meta["styles"] = [dict(row) for row in added]
+        meta["styles"][-1]["global_step"] = int(trainer.global_step)
+        return meta
+    styles = {name: entry for name, entry in (run.get("styles") or {}).items() if entry is not None}
+    if styles:  # the style table of a multi-style network, in row order
+        meta["style"] = meta["style_image"] = None
+        meta["styles"] = [
+            {
+                "name": str(name),
+                "style_image": Path(str(entry["image"])).name,
+                "style_sha256": file_sha256(Path(str(entry["image"]))),
+                "style_size": loss.get("style_size"),
+                "scale": float(entry.get("scale", 1.0)),
+                "global_step": int(trainer.global_step),
+                "init_from": run.get("init_from"),
+            }
+            for name, entry in styles.items()
+        ]
+    return meta
+
+
+def file_sha256(path: Path) -> str | None:
+    """Hex SHA-256 of a file's bytes (None if it cannot be read): which painting a row learned."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 class ArtifactExport(Callback):
@@ -377,7 +432,7 @@ def stylize_clip(network: torch.nn.Module, source: Path, destination: Path) -> P
         with open_frames(source) as frames, open_writer(destination, frames, overwrite=True, audio=False) as writer:
             for frame in frames.frames():
                 image = uint8_to_tensor(frame.image).unsqueeze(0).to(device)  # (1, 3, H, W)
-                styled = network(image).output[0]  # (3, H, W)
+                styled = network(image, **_first_style(network)).output[0]  # (3, H, W)
                 writer.write(Frame(frame.index, tensor_to_uint8(styled), frame.time, frame.duration))
     finally:
         network.train(was_training)

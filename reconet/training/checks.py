@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,19 @@ from reconet.image import load_image
 from reconet.training.config import ConfigError
 
 
-def check_config(cfg: DictConfig) -> torch.Tensor:
-    """Required values set, a consistent budget and checkpoint; returns the style image (3, H, W)."""
+@dataclass(frozen=True)
+class StyleSpec:
+    """One style to train: its name, image (3, H, W) in [0, 1], file, and beta multiplier."""
+
+    name: str
+    image: torch.Tensor
+    path: Path
+    scale: float = 1.0
+
+
+def check_config(cfg: DictConfig) -> list[StyleSpec]:
+    """Required values set, a consistent budget and checkpoint; returns the styles to train
+    (:func:`load_styles`)."""
     missing = _missing_keys(cfg)
     if missing:
         raise ConfigError(f"required value(s) not set: {', '.join(missing)} (e.g. {missing[0]}=...)")
@@ -29,7 +41,7 @@ def check_config(cfg: DictConfig) -> torch.Tensor:
     if ckpt_path is not None and ckpt_path not in ("last", "hpc") and not Path(str(ckpt_path)).is_file():
         raise ConfigError(f"ckpt_path: checkpoint not found: {ckpt_path}")
     check_budget(cfg, ckpt_path)
-    return load_style_image(cfg)
+    return load_styles(cfg)
 
 
 @contextmanager
@@ -69,6 +81,37 @@ def _missing_keys(node: Any, prefix: str = "") -> list[str]:
         elif not OmegaConf.is_interpolation(node, key):
             found.extend(_missing_keys(node[key], path))
     return found
+
+
+def load_styles(cfg: DictConfig) -> list[StyleSpec]:
+    """The styles of the run: ``styles`` (name -> {image, scale}) for a multi-style network,
+    else the one style of the ``style`` group. Every image is read here, so a missing or broken
+    one fails before anything is built."""
+    styles = OmegaConf.select(cfg, "styles")
+    if not styles:
+        path = Path(str(select_required(cfg, "style.image"))).expanduser()
+        name = OmegaConf.select(cfg, "style.name") or path.stem
+        return [StyleSpec(str(name), load_style_image(cfg), path)]
+    if not isinstance(styles, DictConfig):
+        raise ConfigError("styles must be a mapping name -> {image: path, scale: 1.0}")
+    specs = []
+    for name, entry in styles.items():
+        if entry is None:  # styles.<name>=null leaves a style out
+            continue
+        image = OmegaConf.select(entry, "image") if isinstance(entry, DictConfig) else entry
+        if image is None:
+            raise ConfigError(f"styles.{name}.image is not set")
+        path = Path(str(image)).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"styles.{name}.image: file not found: {path}")
+        scale = OmegaConf.select(entry, "scale", default=1.0) if isinstance(entry, DictConfig) else 1.0
+        if scale is None or float(scale) < 0:
+            raise ConfigError(f"styles.{name}.scale must be a number >= 0, got {scale!r}")
+        with stage(f"styles.{name}.image"):
+            specs.append(StyleSpec(str(name), load_image(path), path, float(scale)))
+    if not specs:
+        raise ConfigError("styles: every style is null")
+    return specs
 
 
 def load_style_image(cfg: DictConfig) -> torch.Tensor:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from reconet.evaluation.temporal import temporal_error
@@ -50,33 +51,58 @@ class ReCoNetModule(pl.LightningModule):
         *,
         model_config: dict[str, Any] | None = None,
         run_config: dict[str, Any] | None = None,
+        style_row: int | None = None,
     ) -> None:
         super().__init__()
         if model_config is None:
             model_config = dict(network.config)
         self.save_hyperparameters(ignore=["network", "loss", "optimizer", "scheduler"])
+        # Adding one style to a trained multi-style network: every pair is stylized with this
+        # row (and only the parameters left trainable are optimized).
+        self.style_row = style_row
         self.network = network
         self.loss = loss
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) in [0, 1] -> stylized (B, 3, H, W) in [0, 1]."""
-        return self.network(x).output
+    def forward(self, x: torch.Tensor, style: Any = None) -> torch.Tensor:
+        """(B, 3, H, W) in [0, 1] -> stylized (B, 3, H, W) in [0, 1] (``style`` for several styles)."""
+        return self.network(x, style=style).output
+
+    @property
+    def num_styles(self) -> int:
+        return int(getattr(self.network, "num_styles", 1))
 
     # -- the shared step -------------------------------------------------------------------
-    def model_step(self, batch: dict[str, Any]) -> tuple[dict[str, torch.Tensor], ReCoNetOutput, ReCoNetOutput]:
+    def model_step(
+        self, batch: dict[str, Any], style_index: torch.Tensor | None = None
+    ) -> tuple[dict[str, torch.Tensor], ReCoNetOutput, ReCoNetOutput]:
+        """Loss terms and both results for a batch of pairs. Several styles: ``style_index``
+        (B,) gives each pair its style; default, each pair draws one uniformly (Dumoulin et al.
+        2017 train their 32 styles this way), from the global generator Lightning seeds."""
         frame1, frame2 = batch["frame1"], batch["frame2"]  # (B, 3, H, W) frames N, N+1
         flow, mask = batch["flow"], batch["mask"]  # (B, 2, H, W), (B, 1, H, W)
         if frame1.shape != frame2.shape:
             raise ValueError(f"frame1 {tuple(frame1.shape)} and frame2 {tuple(frame2.shape)} differ")
         size = frame1.shape[0]
+        style = None
+        if self.num_styles > 1:
+            if self.style_row is not None:
+                style_index = torch.full((size,), self.style_row)
+            elif style_index is None:
+                style_index = torch.randint(self.num_styles, (size,))
+            style_index = style_index.to(frame1.device)
+            # both frames of a pair in the same style: (2B, N) one-hot rows
+            style = F.one_hot(torch.cat([style_index, style_index]), self.num_styles).float()
         # Both frames in one forward pass: instance norm is per sample, so this equals two
         # separate passes and keeps the convolutions in one large batch.
-        both = self.network(torch.cat([frame1, frame2]))  # features (2B, C, h, w), output (2B, 3, H, W)
+        both = self.network(torch.cat([frame1, frame2]), style=style)  # features (2B, C, h, w), output (2B, 3, H, W)
         result1 = ReCoNetOutput(both.features[:size], both.output[:size])
         result2 = ReCoNetOutput(both.features[size:], both.output[size:])
-        losses = self.loss(frame1, frame2, result1, result2, flow, mask)
+        if getattr(self.loss, "num_styles", 1) > 1:
+            losses = self.loss(frame1, frame2, result1, result2, flow, mask, style_index=style_index)
+        else:
+            losses = self.loss(frame1, frame2, result1, result2, flow, mask)
         return losses, result1, result2
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
@@ -91,7 +117,12 @@ class ReCoNetModule(pl.LightningModule):
         return losses["total"]
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        losses, result1, result2 = self.model_step(batch)
+        size = batch["frame1"].shape[0]
+        # Several styles: every validation pass covers the styles in the same fixed order.
+        order = (torch.arange(size) + batch_idx * size) % self.num_styles if self.num_styles > 1 else None
+        if self.style_row is not None:
+            order = None  # model_step uses the one row being trained
+        losses, result1, result2 = self.model_step(batch, style_index=order)
         size = batch["frame1"].shape[0]
         self.log_dict(
             {f"val/{name}": value for name, value in losses.items()},
@@ -113,7 +144,7 @@ class ReCoNetModule(pl.LightningModule):
 
     # -- optimization ----------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(params=self.network.parameters())
+        optimizer = self.optimizer_factory(params=[p for p in self.network.parameters() if p.requires_grad])
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer=optimizer)

@@ -33,7 +33,7 @@ from reconet.losses.objective import resize_style_image
 from reconet.models.loss_network import build_loss_network
 from reconet.training.callbacks import stop_signal
 from reconet.training.checkpoint_io import AtomicCheckpointIO
-from reconet.training.checks import check_config, select_required, stage
+from reconet.training.checks import StyleSpec, check_config, select_required, stage
 from reconet.training.config import ConfigError, register_resolvers
 from reconet.training.module import ReCoNetModule
 from reconet.training.precision import auto_training_candidates, choose_training_precision, training_precision_key
@@ -57,15 +57,93 @@ class TrainingRun:
 
 
 # -- builders --------------------------------------------------------------------------------
-def build_network(cfg: DictConfig) -> torch.nn.Module:
-    """The stylization network, instantiated from ``model`` (its ``_target_`` and settings)."""
+def build_network(cfg: DictConfig, styles: list[StyleSpec] | None = None) -> torch.nn.Module:
+    """The stylization network, instantiated from ``model`` (its ``_target_`` and settings), with
+    one conditional-norm row per style when there are several, and started from ``init_from``'s
+    weights when that is set."""
     model = select_required(cfg, "model")
+    extra = {"num_styles": len(styles)} if styles and len(styles) > 1 else {}
     with stage(f"model (preset {model.get('preset')!r})"):
-        return instantiate(model, _convert_="all")
+        network = instantiate(model, _convert_="all", **extra)
+    init_from = OmegaConf.select(cfg, "init_from")
+    if init_from is not None:
+        network = _initialized(network, str(init_from), [s.name for s in styles or []])
+    return network
 
 
-def build_loss(cfg: DictConfig, style_image: torch.Tensor) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """The objective and a record of the loss network actually used (name, weights, layers)."""
+def build_added_style(cfg: DictConfig, styles: list[StyleSpec]) -> tuple[torch.nn.Module, list[dict[str, Any]]]:
+    """``add_style=true``: the multi-style network of ``init_from`` grown by one row for the
+    style of the ``style`` group, with only that row's gamma and beta trainable (Dumoulin et
+    al. 2017: a new style by training its normalization parameters alone). Returns the
+    network and the style table of the result (the source's rows, then the new one)."""
+    from reconet.models.artifact import load_stylizer, style_table
+    from reconet.models.conditional_norm import ConditionalInstanceNorm2d
+    from reconet.models.pretrained import resolve_model
+    from reconet.training.callbacks import file_sha256
+
+    source = OmegaConf.select(cfg, "init_from")
+    if source is None:
+        raise ConfigError("add_style needs init_from=<a multi-style artifact> to add the style to")
+    if len(styles) != 1:
+        raise ConfigError("add_style adds the one style of the style group (style=... or style.image=...), not styles")
+    with stage("init_from"):
+        start, meta = load_stylizer(resolve_model(str(source)))
+    table = style_table(meta, start.num_styles)
+    new = styles[0]
+    if new.name in {row["name"] for row in table}:
+        raise ConfigError(f"add_style: {str(source)} already holds a style named {new.name!r} (set style.name=...)")
+    row = start.num_styles
+    network = start.with_styles(row + 1).train()
+    network.requires_grad_(False)
+    keep_old = torch.zeros(row + 1, 1)
+    keep_old[row] = 1.0  # gradient reaches the new row only: the others stay bit-identical
+    for layer in network.modules():
+        if isinstance(layer, ConditionalInstanceNorm2d):
+            for parameter in (layer.weight, layer.bias):
+                parameter.requires_grad_(True)
+                parameter.register_hook(lambda grad, mask=keep_old: grad * mask.to(grad))
+    loss_cfg = OmegaConf.select(cfg, "loss") or {}
+    table.append(
+        {
+            "name": new.name,
+            "style_image": new.path.name,
+            "style_sha256": file_sha256(new.path),
+            "style_size": OmegaConf.select(loss_cfg, "style_size"),
+            "scale": 1.0,
+            "added_to": str(source),
+        }
+    )
+    return network, table
+
+
+def _initialized(network: torch.nn.Module, source: str, names: list[str]) -> torch.nn.Module:
+    """``network`` with the weights of the artifact ``source`` (a file or a bundled style name):
+    the same architecture, and the source's style rows first -- in the same order and with the
+    same names when it has a style table -- any further rows starting from their mean."""
+    from reconet.models.artifact import load_stylizer, style_table
+    from reconet.models.pretrained import resolve_model
+
+    with stage("init_from"):
+        start, meta = load_stylizer(resolve_model(source))
+    config = {k: v for k, v in network.config.items() if k != "num_styles"}
+    start_config = {k: v for k, v in start.config.items() if k != "num_styles"}
+    if config != start_config:
+        raise ConfigError(f"init_from {source}: architecture {start_config} differs from model {config}")
+    rows = [row["name"] for row in style_table(meta, start.num_styles)]
+    if start.num_styles > network.num_styles:
+        raise ConfigError(f"init_from {source}: holds {start.num_styles} styles, the run trains {network.num_styles}")
+    if names and start.num_styles > 1 and names[: len(rows)] != rows:
+        raise ConfigError(f"init_from {source}: its styles {rows} must come first, in order, in the run's styles {names}")
+    grown = start.with_styles(network.num_styles) if network.num_styles > 1 else start
+    network.load_state_dict(grown.state_dict(), strict=True)
+    return network
+
+
+def build_loss(cfg: DictConfig, styles: list[StyleSpec] | torch.Tensor) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The objective and a record of the loss network actually used (name, weights, layers).
+    ``styles``: the run's styles (:func:`reconet.training.checks.load_styles`), or one image."""
+    if isinstance(styles, torch.Tensor):
+        styles = [StyleSpec(str(OmegaConf.select(cfg, "style.name") or "style"), styles, Path("style"))]
 
     loss_cfg = OmegaConf.to_container(select_required(cfg, "loss"), resolve=True)
     network_cfg = dict(loss_cfg.pop("network"))
@@ -89,16 +167,25 @@ def build_loss(cfg: DictConfig, style_image: torch.Tensor) -> tuple[torch.nn.Mod
         "layers": list(network.layers),
         "term_weights": {term: loss_cfg[term] for term in WEIGHT_KEYS},
     }
-    style_h, style_w = resize_style_image(style_image.unsqueeze(0), loss_cfg.get("style_size")).shape[-2:]
-    if min(style_h, style_w) < network.min_side:
-        raise ConfigError(
-            network.too_small_message(
-                f"style.image {select_required(cfg, 'style.image')} ({style_w}x{style_h} at loss.style_size={loss_cfg.get('style_size')})"
+    for spec in styles:
+        style_h, style_w = resize_style_image(spec.image.unsqueeze(0), loss_cfg.get("style_size")).shape[-2:]
+        if min(style_h, style_w) < network.min_side:
+            where = f"style.image {select_required(cfg, 'style.image')}" if len(styles) == 1 else f"styles.{spec.name}.image {spec.path}"
+            raise ConfigError(
+                network.too_small_message(f"{where} ({style_w}x{style_h} at loss.style_size={loss_cfg.get('style_size')})")
+                + "; set a larger loss.style_size"
             )
-            + "; set a larger loss.style_size"
-        )
     with stage("loss"):
-        objective = ReCoNetLoss(network, style_image, **loss_cfg)
+        if len(styles) == 1:
+            objective = ReCoNetLoss(network, styles[0].image, **loss_cfg)
+        else:
+            objective = ReCoNetLoss(
+                network,
+                [spec.image for spec in styles],
+                style_names=[spec.name for spec in styles],
+                style_scales=[spec.scale for spec in styles],
+                **loss_cfg,
+            )
     return objective, used
 
 
@@ -200,10 +287,14 @@ def _write_yaml(path: Path, config: dict[str, Any]) -> None:
 def prepare(cfg: DictConfig) -> TrainingRun:
     """Build and check everything; raises :class:`ConfigError` (one line) on a bad config."""
     register_resolvers()
-    style_image = check_config(cfg)  # cheap checks first: a typo fails in a second, not after loading VGG
+    styles = check_config(cfg)  # cheap checks first: a typo fails in a second, not after loading VGG
     output_dir = Path(str(select_required(cfg, "output_dir")))
     ckpt_path = OmegaConf.select(cfg, "ckpt_path")
-    network = build_network(cfg)
+    added_table = None
+    if OmegaConf.select(cfg, "add_style"):
+        network, added_table = build_added_style(cfg, styles)
+    else:
+        network = build_network(cfg, styles)
     datamodule = build_datamodule(cfg)
     with stage("data"):
         datamodule.prepare_data()
@@ -212,7 +303,7 @@ def prepare(cfg: DictConfig) -> TrainingRun:
     if optimizer is None:
         raise ConfigError("optimizer is not set")
     scheduler = _partial(cfg, "scheduler")
-    objective, used = build_loss(cfg, style_image)
+    objective, used = build_loss(cfg, styles)
     check_frame_size(cfg, objective.loss_network)
 
     with stage("config"):
@@ -221,13 +312,27 @@ def prepare(cfg: DictConfig) -> TrainingRun:
         trainer_cfg.precision = resolve_trainer_precision(
             trainer_cfg.get("precision"),
             trainer_cfg.get("accelerator", "auto"),
-            _measure_precision(ReCoNetModule(network, objective, optimizer), datamodule, used),
+            _measure_precision(
+                ReCoNetModule(network, objective, optimizer, style_row=None if added_table is None else len(added_table) - 1),
+                datamodule,
+                used,
+            ),
         )
         resolved = OmegaConf.to_container(cfg, resolve=True)
     resolved["loss"]["network"]["used"] = used
+    if added_table is not None:
+        resolved["style_table"] = added_table  # the artifact's table: source rows + the new one
     _write_yaml(output_dir / RESOLVED_CONFIG_NAME, resolved)
 
-    module = ReCoNetModule(network, objective, optimizer, scheduler, model_config=dict(network.config), run_config=resolved)
+    module = ReCoNetModule(
+        network,
+        objective,
+        optimizer,
+        scheduler,
+        model_config=dict(network.config),
+        run_config=resolved,
+        style_row=None if added_table is None else len(added_table) - 1,
+    )
 
     callbacks: list[Callback] = _instantiate_all(cfg, "callbacks")
     loggers = _instantiate_all(cfg, "logger")

@@ -445,3 +445,67 @@ def test_bf16_on_the_cpu_stylizes_a_clip(tiny_model: Path, videos_dir: Path, tmp
     assert stylize(*args, "--size", "64x36") == 0
     assert probe(dest)["frames"] == 4
     assert "bfloat16" in capsys.readouterr().err
+
+
+# -- multi-style models: --model M --style NAME | blend, --list-styles --model M ---------------
+
+
+@pytest.fixture(scope="module")
+def three_styles(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(3)
+    model = build_reconet("tiny", num_styles=3)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.2 * torch.randn_like(parameter))
+    rows = [{"name": "candy", "style_image": "candy.jpg", "global_step": 10}, {"name": "udnie"}, {"name": "wave"}]
+    return save_artifact(tmp_path_factory.mktemp("multi") / "three.pt", model, {"styles": rows})
+
+
+def photo_file(path: Path) -> Path:
+    rng = np.random.default_rng(5)
+    Image.fromarray(rng.integers(0, 256, (36, 44, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def test_a_style_or_a_blend_of_a_multi_style_model(three_styles: Path, tmp_path: Path) -> None:
+    from reconet.image import load_image, tensor_to_uint8
+    from reconet.models import load_stylizer
+
+    photo = photo_file(tmp_path / "in.png")
+    model, _ = load_stylizer(three_styles)
+    x = load_image(photo)[None]
+    for spec, mix in (("udnie", [0, 1, 0]), ("udnie:0.6,wave:0.4", [0, 0.6, 0.4])):
+        out = tmp_path / f"{spec.replace(':', '_').replace(',', '+')}.png"
+        assert stylize(photo, out, "--model", three_styles, "--style", spec, "--precision", "fp32") == 0
+        with torch.no_grad():
+            expected = tensor_to_uint8(model(x, style=mix).output[0])
+        got = np.asarray(Image.open(out))
+        assert np.abs(got.astype(int) - expected).max() <= 1, spec
+
+
+@pytest.mark.parametrize(
+    ("style", "message"),
+    [
+        (None, "holds 3 styles (candy, udnie, wave): choose one with --style NAME"),
+        ("vangogh", "unknown style 'vangogh' in 'vangogh'; this model's styles: candy, udnie, wave"),
+        ("udnie:0.6,,wave", "malformed style"),
+    ],
+)
+def test_a_multi_style_model_without_or_with_a_bad_style_is_a_one_line_error(
+    three_styles: Path, tmp_path: Path, capsys, style, message
+) -> None:
+    photo = photo_file(tmp_path / "in.png")
+    out = tmp_path / "out.png"
+    extra = [] if style is None else ["--style", style]
+    assert stylize(photo, out, "--model", three_styles, *extra) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not out.exists() and leftovers(tmp_path) == []
+
+
+def test_list_styles_of_a_model(three_styles: Path, capsys) -> None:
+    assert main(["--list-styles", "--model", str(three_styles)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith("three.pt: 3 styles")
+    assert lines[1].split() == ["0", "candy", "(style_image", "candy.jpg,", "global_step", "10)"]
+    assert [line.split()[1] for line in lines[2:]] == ["udnie", "wave"]

@@ -181,3 +181,16 @@ def test_auto_without_native_bf16_is_fp32_and_measures_nothing(monkeypatch, phot
     assert auto.info.dtype == "float32" and auto.dtype == torch.float32
     auto(photos)
     assert auto.precision_choice is None and auto.dtype == torch.float32
+
+
+def test_a_multi_style_network_keeps_its_conditional_norms_in_fp32_islands():
+    torch.manual_seed(0)
+    multi = build_reconet("tiny", num_styles=3).eval()
+    low = to_precision(multi, torch.bfloat16)
+    islands = [m for m in low.modules() if isinstance(m, Float32Island)]
+    assert len(islands) == 11 + 1 and all(p.dtype == torch.float32 for i in islands for p in i.parameters())
+    x = torch.rand(3, 3, 24, 32)
+    with torch.inference_mode():
+        reference = multi(x, style=torch.eye(3)).output
+        out = low(x.to(torch.bfloat16), style=torch.eye(3)).output
+    assert out.dtype == torch.float32 and float((out - reference).abs().max()) < 4 / 255

@@ -312,3 +312,47 @@ def test_under_bf16_autocast_every_term_is_fp32_and_matches_fp32(styles_dir, sin
         assert value.dtype == torch.float32, name
         assert value.item() == pytest.approx(reference[name].item(), rel=0.02 if name in through_vgg else 1e-3), name
     assert F.cosine_similarity(mixed_grad, reference_grad, dim=0) > 0.98
+
+
+# -- several styles (conditional instance norm) ----------------------------------------------
+
+
+def test_several_styles_pick_each_pairs_own_grams_and_scale(style, frames):
+    """Each pair is compared with the Grams of its own style; with one style repeated and every
+    scale 1 the total is the single-style loss; per-style terms are reported beside it."""
+    other = style.flip(-1).roll(7, dims=-2) * 0.7  # a second, different "painting"
+    single = ReCoNetLoss(CountingNet(), style)
+    twice = ReCoNetLoss(CountingNet(), [style, style], style_names=["a", "b"])
+    assert twice.style_grams["relu1_2"].shape == (2, 4, 4)
+    model = TinyStylizer()
+    input1, input2 = frames
+    flow, mask = _flow_mask(2, (32, 48))
+    result1, result2 = model(input1), model(input2)
+    reference = single(input1, input2, result1, result2, flow, mask)
+    same = twice(input1, input2, result1, result2, flow, mask, style_index=torch.tensor([0, 1]))
+    torch.testing.assert_close(same["style"], reference["style"], rtol=1e-6, atol=0)
+    torch.testing.assert_close(same["total"], reference["total"], rtol=1e-6, atol=0)
+    assert set(same) == set(reference) | {"style_a", "style_b"}
+
+    mixed = ReCoNetLoss(CountingNet(), [style, other], style_names=["a", "b"], style_scales=[1.0, 3.0])
+    index = torch.tensor([1, 0])
+    terms = mixed(input1, input2, result1, result2, flow, mask, style_index=index)
+    # by hand: per pair, Σ frames Σ layers mean (G(O) - G(S_index))^2, times its scale, averaged
+    per_pair = torch.zeros(2)
+    for result in (result1, result2):
+        for name in LAYERS:
+            for pair in range(2):
+                gram = _hand_gram(CountingNet()(result.output[pair : pair + 1])[name])[0]
+                target = mixed.style_grams[name][index[pair]]
+                per_pair[pair] += (gram - target).square().mean()
+    beta = mixed.weights["beta"]
+    expected = beta * (per_pair * torch.tensor([3.0, 1.0])).mean()
+    torch.testing.assert_close(terms["style"], expected, rtol=1e-5, atol=0)
+    torch.testing.assert_close(terms["style_b"], beta * per_pair[0], rtol=1e-5, atol=0)  # unscaled, per style
+    torch.testing.assert_close(terms["style_a"], beta * per_pair[1], rtol=1e-5, atol=0)
+    with pytest.raises(ValueError, match=r"2 styles: style_index must be \(2,\), got None"):
+        mixed(input1, input2, result1, result2, flow, mask)
+    with pytest.raises(ValueError, match="style_scales must be 2 values >= 0"):
+        ReCoNetLoss(CountingNet(), [style, other], style_scales=[1.0])
+    with pytest.raises(ValueError, match="1 style names for 2 style images"):
+        ReCoNetLoss(CountingNet(), [style, other], style_names=["a"])
