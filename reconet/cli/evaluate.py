@@ -151,6 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("fp32", "bf16", "fp16", "auto"),
         help="arithmetic of the models evaluated, as in reconet-stylize (default fp32: the same numbers on every machine)",
     )
+    out.add_argument(
+        "--model-style",
+        metavar="NAME",
+        help="for multi-style models: the style (or blend NAME:W,NAME:W) to evaluate, as reconet-stylize --style",
+    )
     out.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -205,6 +210,7 @@ def _config_from_args(args: argparse.Namespace):
         raft_weights=args.raft_weights,
         device=args.device,
         precision=args.precision,
+        model_style=args.model_style,
         heatmap_pair=args.heatmap_pair,
         progress=not args.no_progress,
     )

@@ -27,6 +27,7 @@ from reconet.image import IMAGE_SUFFIXES, load_image
 from reconet.media import list_image_files
 from reconet.inference.stylizer import TorchStylizer
 from reconet.models.artifact import load_stylizer
+from reconet.models.style_mix import select_style
 
 INPUT_NAME = "input"
 
@@ -89,15 +90,22 @@ class ModelMethod:
 
     kind = "model"
 
-    def __init__(self, name: str, path: Path, device: torch.device | str = "cpu", precision: str = "fp32") -> None:
+    def __init__(
+        self, name: str, path: Path, device: torch.device | str = "cpu", precision: str = "fp32", style: str | None = None
+    ) -> None:
         """``precision``: fp32 (default: numbers comparable across machines), bf16, fp16 or auto.
         The model runs through the stylizer ``reconet-stylize`` uses (fp32 islands in low
-        precision), without tuned kernels or compiling, so fp32 numbers are the plain network's."""
+        precision), without tuned kernels or compiling, so fp32 numbers are the plain network's.
+        ``style``: which style (or blend) of a multi-style model, as ``reconet-stylize --style``."""
         if not path.is_file():
             raise EvaluationError(f"model file not found: {path}")
         self.name = name
         self.path = path
         model, meta = load_stylizer(path, map_location="cpu")
+        try:  # a single-style model compared beside a multi-style one ignores the style
+            model, meta = select_style(model, meta, style if model.num_styles > 1 else None, where=str(path))
+        except ValueError as error:
+            raise EvaluationError(str(error)) from None
         try:
             self.stylizer = TorchStylizer(model, device=device, precision=precision, accelerate=False, meta=meta)
         except ValueError as error:
@@ -181,8 +189,9 @@ class FramesMethod:
         return first, second
 
 
-def build_method(spec: MethodSpec, device: torch.device | str = "cpu", precision: str = "fp32"):
-    """A method object for a :class:`MethodSpec` (``precision`` applies to models)."""
+def build_method(spec: MethodSpec, device: torch.device | str = "cpu", precision: str = "fp32", model_style: str | None = None):
+    """A method object for a :class:`MethodSpec` (``precision`` and, for multi-style models,
+    ``model_style`` apply to models)."""
     if spec.kind == "baseline":
         if spec.name != INPUT_NAME:
             raise EvaluationError(f"unknown baseline {spec.name!r}; available: {INPUT_NAME!r}")
@@ -190,7 +199,7 @@ def build_method(spec: MethodSpec, device: torch.device | str = "cpu", precision
     if spec.path is None:
         raise EvaluationError(f"{spec.kind} {spec.name!r} needs a path")
     if spec.kind == "model":
-        return ModelMethod(spec.name, spec.path, device, precision)
+        return ModelMethod(spec.name, spec.path, device, precision, model_style)
     if spec.kind == "frames":
         return FramesMethod(spec.name, spec.path)
     raise EvaluationError(f"unknown method kind {spec.kind!r}")

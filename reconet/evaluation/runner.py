@@ -65,6 +65,7 @@ class EvaluationConfig:
     raft_weights: Path | None = None
     device: str = "cpu"
     precision: str = "fp32"  # of the models evaluated: fp32, bf16, fp16 or auto
+    model_style: str | None = None  # the style (or blend) of multi-style models
     heatmap_pair: str | None = None  # "SCENE/FRAME" or "PASS/SCENE/FRAME"; default: first pair
     progress: bool = True
 
@@ -162,7 +163,7 @@ def _build_methods(config: EvaluationConfig, device: torch.device) -> list:
                 f"duplicate name {spec.name!r} (names must be unique and {INPUT_NAME!r} is reserved; use NAME=PATH)"
             )
         seen.add(spec.name)
-        methods.append(build_method(spec, device, config.precision))
+        methods.append(build_method(spec, device, config.precision, config.model_style))
     return methods
 
 
@@ -340,6 +341,7 @@ def evaluate(config: EvaluationConfig) -> EvaluationResult:
         },
         "device": str(device),
         "precision": config.precision,
+        "model_style": config.model_style,
         "models": entries,
     }
     return EvaluationResult(report=report, heatmap=heatmap)

@@ -361,6 +361,35 @@ def test_models_can_be_measured_in_bf16_as_they_would_run(synthetic: Path, tiny_
         assert b["temporal_error"] == pytest.approx(a["temporal_error"], rel=0.05)
 
 
+def test_a_style_of_a_multi_style_model_is_evaluated_as_its_single_style_network(
+    synthetic: Path, tiny_models, tmp_path: Path, capsys
+) -> None:
+    """--model-style picks the style of multi-style models; the numbers are those of the same
+    weights saved as a single-style model, and a missing --model-style is a one-line error."""
+    from reconet.models import load_stylizer
+    from reconet.models.artifact import save_artifact
+
+    single, _ = load_stylizer(tiny_models[1])
+    multi = single.with_styles(2)
+    with torch.no_grad():
+        multi.encoder.conv1.norm.weight[0].mul_(3.0)  # row 0 differs, row 1 is tiny_2's
+    path = save_artifact(tmp_path / "two.pt", multi, {"styles": [{"name": "loud"}, {"name": "plain"}]})
+    reports = {}
+    for name, argv in {"multi": ["--model", str(path), "--model-style", "plain"], "single": ["--model", str(tiny_models[1])]}.items():
+        out = tmp_path / f"{name}.json"
+        code, _, err = run(["--root", str(synthetic), "--scene", "shift", *argv, "--no-quality", "--device", "cpu", "--json", str(out)], capsys)
+        assert code == 0, err
+        reports[name] = json.loads(out.read_text())
+    assert reports["multi"]["model_style"] == "plain"
+    multi_pairs, single_pairs = reports["multi"]["models"]["two"]["pairs"], reports["single"]["models"]["tiny_2"]["pairs"]
+    assert len(multi_pairs) == len(single_pairs) == 2
+    for a, b in zip(multi_pairs, single_pairs):
+        assert a["temporal_error"] == pytest.approx(b["temporal_error"], rel=1e-4)
+    code, _, err = run(["--root", str(synthetic), "--scene", "shift", "--model", str(path), "--no-quality", "--device", "cpu"], capsys)
+    lines = err.strip().splitlines()
+    assert code == 1 and len(lines) == 1 and "holds 2 styles (loud, plain)" in lines[0], err
+
+
 # ----------------------------------------------------------------------------- bad inputs
 
 
