@@ -84,6 +84,8 @@ SINTEL_SAMPLE = ["data.train_scenes=[alley_1]", "data.val_scenes=[alley_1]"]  # 
 CHAIRS_SAMPLE = ["data.val.flyingchairs.split=train"]  # the sample's pairs are all in the train split
 NEEDS = {
     ("trainer", "ddp"): lambda data, tmp: ["trainer.accelerator=cpu"],
+    # a new style added to a bundled (single-style) model: grown to two rows
+    ("experiment", "add_style"): lambda data, tmp: ["init_from=candy", "style=udnie"],
     ("trainer", "gpu"): lambda data, tmp: ["trainer.accelerator=cpu"],
     ("data", "sintel"): lambda data, tmp: [f"data.root={data / 'sintel'}", *SINTEL_SAMPLE],
     ("data", "flyingchairs"): lambda data, tmp: [
