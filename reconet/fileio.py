@@ -45,14 +45,19 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
     temp = Path(name)
     try:
+        # Locked while this process writes it: a temp left by a killed run is unlocked, and
+        # remove_stale_temps can tell the two apart (as remove_stale_partials does below).
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
         yield temp
         publish(temp, path, replace=True)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
+    finally:
+        os.close(fd)
 
 
 def publish(temp: str | os.PathLike, dest: str | os.PathLike, *, replace: bool) -> None:
@@ -185,25 +190,37 @@ def remove_stale_partials(dest: str | os.PathLike, *, folder: bool = False) -> l
     if fcntl is None or not dest.parent.is_dir():
         return []
     pattern = _partial_pattern(dest, folder)
-    removed = []
-    for candidate in sorted(dest.parent.iterdir()):
-        if not pattern.fullmatch(candidate.name):
-            continue
-        try:
-            fd = os.open(candidate, os.O_RDONLY)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:  # held: another run is writing it
-            os.close(fd)
-            continue
-        try:
-            _remove(candidate)
-            removed.append(candidate)
-        finally:
-            os.close(fd)
-    return removed
+    return [c for c in sorted(dest.parent.iterdir()) if pattern.fullmatch(c.name) and _remove_if_unlocked(c)]
+
+
+def _remove_if_unlocked(candidate: Path) -> bool:
+    """Remove ``candidate`` unless a living process holds its flock (another run writing it)."""
+    try:
+        fd = os.open(candidate, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # held: being written right now
+        os.close(fd)
+        return False
+    try:
+        _remove(candidate)
+    finally:
+        os.close(fd)
+    return True
+
+
+def remove_stale_temps(folder: str | os.PathLike, suffix: str) -> list[Path]:
+    """Delete the temporary files :func:`atomic_path` left in ``folder`` for destinations
+    ending in ``suffix`` when a run was killed mid-write (``.last.k3x9_q2a.tmp.ckpt``); files a
+    living writer holds locked are kept. Returns what was removed (nothing without ``fcntl``)."""
+    folder = Path(folder)
+    if fcntl is None or not folder.is_dir():
+        return []
+    pattern = re.compile(rf"\..+\.[A-Za-z0-9_]{{8}}\.tmp{re.escape(suffix)}")
+    candidates = sorted(c for c in folder.iterdir() if c.is_file() and pattern.fullmatch(c.name))
+    return [c for c in candidates if _remove_if_unlocked(c)]
 
 
 def _remove(path: Path) -> None:

@@ -64,3 +64,41 @@ def test_replace_folder_swaps_the_whole_folder(tmp_path: Path) -> None:
     replace_folder(new, dest)
     assert sorted(p.name for p in dest.iterdir()) == ["new.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]  # no backup left behind
+
+
+def test_stale_temporaries_of_killed_writes_are_removed_and_live_ones_kept(tmp_path: Path) -> None:
+    """atomic_path holds a lock on its temporary while writing; one left unlocked by a killed
+    process is debris that remove_stale_temps deletes, one being written is left alone."""
+    import subprocess
+    import sys
+
+    from reconet.fileio import atomic_path, remove_stale_temps
+
+    stale = tmp_path / ".last.k3x9q2ab.tmp.ckpt"
+    stale.touch(mode=0o600)
+    other = tmp_path / ".notes.k3x9q2ab.tmp.txt"  # another suffix: not asked for
+    other.touch()
+    unrelated = tmp_path / "last.ckpt"
+    unrelated.write_bytes(b"kept")
+    # a living writer in another process, holding its temporary of best.ckpt open and locked
+    writer = subprocess.Popen(
+        [sys.executable, "-c", (
+            "import sys, time; from reconet.fileio import atomic_path\n"
+            f"with atomic_path({str(tmp_path / 'best.ckpt')!r}) as temp:\n"
+            "    temp.write_bytes(b'x'); print('writing', flush=True); time.sleep(30)\n"
+        )],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert writer.stdout.readline().strip() == "writing"
+        live = [p for p in tmp_path.iterdir() if p.name.startswith(".best.")]
+        assert len(live) == 1
+        assert remove_stale_temps(tmp_path, ".ckpt") == [stale]
+        assert live[0].exists() and other.exists() and unrelated.read_bytes() == b"kept"
+    finally:
+        writer.kill()
+        writer.wait()
+    assert remove_stale_temps(tmp_path, ".ckpt") == live  # its writer died: now it is debris
+    with atomic_path(tmp_path / "out.txt") as temp:  # and a normal write still works
+        temp.write_text("done")
+    assert (tmp_path / "out.txt").read_text() == "done"

@@ -14,6 +14,7 @@ Exit codes: 0 success, 1 bad input (one-line message on stderr, no report writte
 from __future__ import annotations
 
 import argparse
+import os
 import pickle
 import sys
 from pathlib import Path
@@ -167,11 +168,16 @@ def _check_output_locations(args: argparse.Namespace) -> None:
             raise ValueError(f"--json {args.json}: is a folder, expected a file path")
         if not args.json.parent.is_dir():
             raise FileNotFoundError(f"--json {args.json}: folder {args.json.parent} does not exist")
+        if not os.access(args.json.parent, os.W_OK | os.X_OK):  # a read-only mount, also for root
+            raise PermissionError(f"--json {args.json}: folder {args.json.parent} is not writable")
     if args.plots is not None:
         if args.plots.exists() and not args.plots.is_dir():
             raise ValueError(f"--plots {args.plots}: exists and is not a folder")
         if not args.plots.exists() and not args.plots.parent.is_dir():
             raise FileNotFoundError(f"--plots {args.plots}: folder {args.plots.parent} does not exist")
+        writable = args.plots if args.plots.exists() else args.plots.parent
+        if not os.access(writable, os.W_OK | os.X_OK):
+            raise PermissionError(f"--plots {args.plots}: folder {writable} is not writable")
 
 
 def _config_from_args(args: argparse.Namespace):

@@ -227,9 +227,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _list_model_styles(model: str) -> int:
     """Print the style table of ``model`` (one row per style, in row order)."""
     from reconet.models.artifact import ModelFileError, load_stylizer, style_table
+    from reconet.models.pretrained import bundled_network_path
 
     try:
-        network, meta = load_stylizer(model)
+        network, meta = load_stylizer(bundled_network_path(model) or model)
     except (ModelFileError, FileNotFoundError) as error:
         print(f"{PROG}: error: {one_line(error)}", file=sys.stderr)
         return EXIT_ERROR
@@ -324,7 +325,9 @@ def _run(args: argparse.Namespace) -> int:
 
     size = media.SizeSpec(size_wh=args.size, max_side=args.max_side, scale=args.scale)
     webcam = media.is_webcam_spec(args.input)
-    model_path = Path(args.model)
+    from reconet.models.pretrained import bundled_network_path
+
+    model_path = bundled_network_path(args.model) or Path(args.model)
     if not model_path.exists():
         raise FileNotFoundError(f"model file not found: {model_path}")
     if args.output is not None:
@@ -332,6 +335,7 @@ def _run(args: argparse.Namespace) -> int:
         media.check_destination(Path(args.output), overwrite=args.overwrite, folder=kind == "folder")
     source = media.open_frames(args.input, size=size, max_frames=args.max_frames)
     with source:
+        pipeline.check_frame_size(source)  # before a model is loaded or an output opened
         stylizer = load(
             model_path,
             device=args.device,

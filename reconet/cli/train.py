@@ -206,8 +206,37 @@ def check_overrides(overrides: Sequence[str]) -> str | None:
     return message + f" To add a new key use +{offending}"
 
 
+def check_run_dir(overrides: Sequence[str]) -> str | None:
+    """One-line message when the run folder (``hydra.run.dir``) cannot be created or written;
+    Hydra would report it with a traceback. Nothing is created here: the folder name may hold
+    the current time, which Hydra resolves again."""
+    import os
+
+    from hydra import compose, initialize_config_module
+    from hydra.errors import HydraException
+
+    if any(arg.split("=", 1)[0] in _HYDRA_OWN_FLAGS for arg in overrides):
+        return None
+    candidates = [arg for arg in overrides if not arg.startswith("-") and "=" in arg]
+    try:
+        with initialize_config_module("reconet.conf", version_base="1.3"):
+            cfg = compose("train", overrides=candidates, return_hydra_config=True)
+        run_dir = Path(str(OmegaConf.select(cfg, "hydra.run.dir"))).expanduser().absolute()
+    except (HydraException, ValueError, TypeError):
+        return None  # Hydra explains its own problems
+    existing = run_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"run folder {run_dir}: {existing} is a file, not a folder (set hydra.run.dir=...)"
+    if not os.access(existing, os.W_OK | os.X_OK):  # EROFS on a read-only mount, also for root
+        what = "is not writable" if existing == run_dir else f"cannot be created: {existing} is not writable"
+        return f"run folder {run_dir} {what} (read-only? set hydra.run.dir=...)"
+    return None
+
+
 def main() -> None:
-    problem = check_group_choices(sys.argv[1:]) or check_overrides(sys.argv[1:])
+    problem = check_group_choices(sys.argv[1:]) or check_overrides(sys.argv[1:]) or check_run_dir(sys.argv[1:])
     if problem is not None:
         print(f"reconet-train: error: {problem}", file=sys.stderr)
         sys.exit(EXIT_BAD_CONFIG)

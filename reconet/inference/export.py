@@ -22,7 +22,7 @@ from typing import BinaryIO
 
 import torch
 
-from reconet.media import check_destination, commit_file
+from reconet.media import OutputError, check_destination, commit_file
 from reconet.models.reconet import OutputModel, ReCoNet
 
 FORMATS = ("onnx", "torchscript")
@@ -92,6 +92,8 @@ def export_model(model: ReCoNet, output: str | Path, fmt: str, *, overwrite: boo
             else:
                 export_torchscript(model, handle)
         commit_file(temp, output, overwrite)
+    except OSError as error:  # a full disk or a quota: name the file the user asked for
+        raise OutputError(f"{output}: writing failed ({error.strerror or error})") from None
     finally:
         if temp.exists():
             temp.unlink()

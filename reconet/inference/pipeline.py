@@ -31,6 +31,7 @@ import torch
 from reconet.image import tensor_to_uint8, uint8_to_tensor
 from reconet.media import Frame, FrameSource, FrameWriter, MediaError, VideoWriter
 from reconet.inference.stylizer import Stylizer
+from reconet.models.reconet import MIN_INPUT_SIZE
 
 _END = object()
 _POLL = 0.1  # seconds: how often blocked threads look at the stop flag
@@ -163,6 +164,17 @@ def stop_requested(source: FrameSource) -> bool:
     return bool(getattr(source, "_stop", False))
 
 
+def check_frame_size(source: FrameSource) -> None:
+    """Frames smaller than the network's minimum fail here, naming the input, before an output
+    is opened (not later, inside the model, with only a tensor shape to show)."""
+    width, height = source.size
+    if min(width, height) < MIN_INPUT_SIZE:
+        raise MediaError(
+            f"{source.name}: frames are {width}x{height} pixels; reconet needs at least "
+            f"{MIN_INPUT_SIZE}x{MIN_INPUT_SIZE} (enlarge them with --size or --scale)"
+        )
+
+
 def run(
     source: FrameSource,
     stylizer: Stylizer | Callable[[torch.Tensor], torch.Tensor],
@@ -180,6 +192,7 @@ def run(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    check_frame_size(source)
     stop = threading.Event()
     q_in: queue.Queue = queue.Queue(maxsize=batch_size * queue_batches)
     q_out: queue.Queue = queue.Queue(maxsize=batch_size * queue_batches)

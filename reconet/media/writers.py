@@ -140,11 +140,20 @@ class ImageWriter(FrameWriter):
                 f"{self.dest}: an image holds one frame but the input has more; "
                 "give a video file or a folder as output"
             )
-        _save_uint8(self.temp, frame.image, self.quality)
+        _save_uint8(self.temp, frame.image, self.quality, self.dest)
         self.frames_written = 1
 
 
-def _save_uint8(path: Path, image: np.ndarray, quality: int) -> None:
+def _save_uint8(path: Path, image: np.ndarray, quality: int, dest: Path) -> None:
+    """Encode ``image`` into ``path`` (inside the partial output of ``dest``); a failed write
+    (a full disk, a quota) names ``dest``, the file the user asked for."""
+    try:
+        _encode(path, image, quality)
+    except OSError as error:
+        raise OutputError(f"{dest}: writing failed ({error.strerror or error})") from None
+
+
+def _encode(path: Path, image: np.ndarray, quality: int) -> None:
     params: dict[str, Any] = {}
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt == "JPEG":
@@ -178,7 +187,7 @@ class FolderWriter(FrameWriter):
             stem = self.names[index]
         else:
             stem = f"frame_{index + 1:06d}"
-        _save_uint8(self.temp / f"{stem}{self.suffix}", frame.image, self.quality)
+        _save_uint8(self.temp / f"{stem}{self.suffix}", frame.image, self.quality, self.dest)
         self.frames_written += 1
 
     def _commit(self) -> None:
@@ -409,6 +418,23 @@ def output_kind(dest: str | Path) -> str:
     )
 
 
+def _check_unique_names(source: FolderSource, suffix: str) -> None:
+    """A folder written from a folder keeps the input names with the output format's suffix, so
+    ``f.png`` and ``f.jpg`` would both become ``f.png`` and one stylized frame would replace the
+    other. Refuse before any work, naming both files. Names that differ only in case collide on
+    case-insensitive file systems (macOS, Windows) and are refused everywhere."""
+    suffix = suffix if suffix.startswith(".") else f".{suffix}"
+    seen: dict[str, Path] = {}
+    for file in source.files:
+        key = file.stem.casefold()
+        if key in seen:
+            raise OutputError(
+                f"{source.path}: {seen[key].name} and {file.name} would both be written as "
+                f"{file.stem}{suffix}; rename one of them (stylized frames keep their input names)"
+            )
+        seen[key] = file
+
+
 def open_writer(
     dest: str | Path,
     source: FrameSource,
@@ -436,6 +462,8 @@ def open_writer(
         return ImageWriter(dest, overwrite=overwrite)
     if kind == "folder":
         names = source.names if isinstance(source, FolderSource) else None
+        if names is not None:
+            _check_unique_names(source, frame_suffix)
         return FolderWriter(dest, overwrite=overwrite, suffix=frame_suffix, names=names)
     rate = fps if fps is not None else source.fps
     if rate is None and source.kind in ("image", "folder"):

@@ -74,13 +74,30 @@ def pretrained_path(name: str) -> Path:
     return styles[name].path
 
 
+# Bundled multi-style networks, by name (reconet/assets/models/<name>.pt): their styles are
+# chosen with --style (docs/pretrained.md), so they are not rows of styles.json.
+BUNDLED_NETWORKS = ("multistyle",)
+
+
+def bundled_network_path(name: str) -> Path | None:
+    """The file of the bundled multi-style network ``name``, or None if there is none."""
+    if name not in BUNDLED_NETWORKS:
+        return None
+    path = Path(asset_path(f"models/{name}.pt"))
+    return path if path.is_file() else None
+
+
 def resolve_model(model: str | os.PathLike) -> Path:
-    """A bundled style name ("candy") -> its artifact; a path -> itself.
+    """A bundled style name ("candy") or bundled network name ("multistyle") -> its artifact;
+    a path -> itself.
 
     A bare word that is neither a bundled style nor an existing file is an unknown style.
     """
     if isinstance(model, str) and model in {style.name for style in list_styles()}:
         return pretrained_path(model)
+    network = bundled_network_path(model) if isinstance(model, str) else None
+    if network is not None:
+        return network
     path = Path(model)
     if isinstance(model, str) and not path.exists() and not path.suffix and os.sep not in model:
         pretrained_path(model)  # raises UnknownStyleError with the list

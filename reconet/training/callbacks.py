@@ -20,10 +20,10 @@ import torch
 import torch.nn.functional as F
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
-from pytorch_lightning.utilities import rank_zero_only
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_only
 
 from reconet.evaluation.temporal import temporal_error_map
-from reconet.fileio import atomic_path
+from reconet.fileio import atomic_path, remove_stale_temps
 from reconet.image import save_image, tensor_to_uint8, uint8_to_tensor
 from reconet.media import Frame, open_frames, open_writer
 from reconet.models.artifact import load_stylizer, save_artifact
@@ -197,6 +197,15 @@ class Checkpoint(ModelCheckpoint):
         return os.path.join(self.dirpath, self.CHECKPOINT_NAME_LAST + self.FILE_EXTENSION)
 
     _stopped_at_step: int | None = None  # step at which another callback stopped training
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        # A run killed (SIGKILL, power cut) while writing a checkpoint or an artifact leaves its
+        # unlocked temporary file (reconet.fileio.atomic_path); a resume cleans them up.
+        if trainer.is_global_zero and self.dirpath is not None:
+            for suffix in (self.FILE_EXTENSION, ".pt"):
+                for removed in remove_stale_temps(self.dirpath, suffix):
+                    rank_zero_info(f"removed {removed.name}, a partial write of a killed run")
 
     def _save_last_now(self, trainer: pl.Trainer) -> None:
         path = self._last_path()

@@ -164,3 +164,25 @@ def test_bad_arguments_and_folders(tmp_path: Path, smooth_photos: Path) -> None:
         PhotoPairs(3, root=smooth_photos, zoom=(0.5, 2.0))
     with pytest.raises(IndexError):
         PhotoPairs(3, root=smooth_photos)[3]
+
+
+def test_broken_photos_are_found_when_the_dataset_is_built_all_in_one_message(tmp_path):
+    from PIL import Image
+
+    from reconet.data import PhotoPairs
+    from reconet.data.errors import DatasetError
+
+    rng = np.random.default_rng(0)
+    for name in ("a.jpg", "b.jpg"):
+        Image.fromarray(rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)).save(tmp_path / name)
+    PhotoPairs(num_samples=2, size=(32, 32), root=tmp_path)  # all good: builds
+    data = (tmp_path / "a.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
+    (tmp_path / "notes.jpg").write_text("not a photo")
+    Image.new("RGB", (1, 1)).save(tmp_path / "dot.png")
+    with pytest.raises(DatasetError) as caught:
+        PhotoPairs(num_samples=2, size=(32, 32), root=tmp_path)
+    message = str(caught.value)
+    assert message.startswith(f"PhotoPairs: 3 unusable photo(s) in {tmp_path}: ") and "\n" not in message
+    assert "cut.jpg (" in message and "truncated" in message and "notes.jpg (" in message
+    assert "dot.png (1x1 pixels: too small)" in message

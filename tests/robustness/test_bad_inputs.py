@@ -77,6 +77,11 @@ CASES = [
     Case("stylize-unknown-style", ("reconet-stylize", "{in}/grey16.png", "{out}/o.png", "--style", "cnady"), 2, r"unknown style 'cnady'.*candy"),
     Case("stylize-zero-size", (*STYLIZE, "{in}/grey16.png", "{out}/o.png", "--size", "0x0"), 2, r"argument --size: size must be positive, got '0x0'"),
     Case("stylize-negative-max-frames", (*STYLIZE, "{in}/clip.mp4", "{out}/o.mp4", "--max-frames", "-1"), 2, r"--max-frames: must be >= 1"),
+    Case("stylize-output-name-collision", (*STYLIZE, "{in}/mixed_frames", "{out}/frames", "--frame-format", "png"), 1, r"mixed_frames: frame_1\.jpg and frame_1\.png would both be written as frame_1\.png"),
+    Case("stylize-2x2-video", (*STYLIZE, "{in}/tiny2x2.mp4", "{out}/o.mp4"), 1, r"tiny2x2\.mp4: frames are 2x2 pixels; reconet needs at least 5x5"),
+    Case("stylize-multi-style-model-without-style", ("reconet-stylize", "{in}/grey16.png", "{out}/o.png", "--model", "{in}/multi.pt"), 1, r"multi\.pt holds 2 styles \(dots, lines\): choose one with --style"),
+    Case("stylize-style-not-in-the-model", ("reconet-stylize", "{in}/grey16.png", "{out}/o.png", "--model", "{in}/multi.pt", "--style", "wave"), 1, r"unknown style 'wave' in 'wave'; this model's styles: dots, lines"),
+    Case("stylize-malformed-blend", ("reconet-stylize", "{in}/grey16.png", "{out}/o.png", "--model", "{in}/multi.pt", "--style", "dots:0.5,lines:lots"), 1, r"malformed weight 'lots' for style 'lines'"),
     # -- reconet-optimize --------------------------------------------------------------------
     Case("optimize-missing-style", (*OPTIMIZE, "{in}/grey16.png", "{out}/o.png", "--style", "{in}/nothere.jpg"), 1, r"image not found: .*nothere\.jpg"),
     Case("optimize-decompression-bomb-style", (*OPTIMIZE, "{in}/grey16.png", "{out}/o.png", "--style", "{in}/bomb.png"), 1, r"bomb\.png: refused"),
@@ -117,6 +122,11 @@ CASES = [
     Case("train-flow-size-mismatch", (*TRAIN, *SINTEL, "data.root={in}/sintel_mismatch"), 2, r"SintelPairs: size mismatch \(H, W\): .*frame_0002\.flo \(50, 100\)"),
     Case("train-missing-checkpoint", (*TRAIN, "ckpt_path={in}/nothere.ckpt"), 2, r"ckpt_path: checkpoint not found"),
     Case("train-malicious-checkpoint", (*TRAIN, "ckpt_path={in}/evil.pt"), 2, r"ckpt_path: cannot read the checkpoint .*evil\.pt"),
+    Case("train-broken-photos-found-up-front", (*TRAIN, "data.root={in}/photos_bad"), 2, r"PhotoPairs: 2 unusable photo\(s\) in .*photos_bad: cut\.jpg \(.*truncated.*\); notes\.jpg"),
+    Case("train-multistyle-missing-painting", (*TRAIN, "experiment=multistyle", "styles.wave.image={in}/nothere.jpg"), 2, r"styles\.wave\.image: file not found: .*nothere\.jpg"),
+    Case("train-add-style-without-source", (*TRAIN, "experiment=add_style"), 2, r"add_style needs init_from="),
+    Case("train-add-style-name-taken", (*TRAIN, "experiment=add_style", "init_from=candy", "style=candy"), 2, r"add_style: candy already holds a style named 'candy'"),
+    Case("train-init-from-another-architecture", (*TRAIN, "model=small", "init_from=candy"), 2, r"init_from candy: architecture .* differs from model"),
     # -- reconet-export ----------------------------------------------------------------------
     Case("export-missing-model", (*EXPORT, "{in}/nothere.pt", "{out}/m.ts", "--format", "torchscript"), 1, r"model file not found: .*nothere\.pt"),
     Case("export-malicious-model", (*EXPORT, "{in}/evil.pt", "{out}/m.ts", "--format", "torchscript"), 1, r"evil\.pt"),
@@ -165,6 +175,19 @@ def bad_inputs(tmp_path_factory: pytest.TempPathFactory, sintel_root: Path) -> P
     (folder / "clip150.mp4").unlink()
     write_faststart_clip(folder / "clip.mp4", frames=8, size=(32, 24))
     torch.save({"state_dict": _Exploit(folder.parent / "PWNED")}, folder / "evil.pt")
+    mixed = folder / "mixed_frames"  # two inputs that map to one output name
+    mixed.mkdir()
+    for name in ("frame_1.png", "frame_1.jpg", "frame_2.png"):
+        Image.fromarray(np.stack([picture] * 3, axis=-1)).save(mixed / name)
+    _write_clip(folder / "tiny2x2.mp4", width=2, height=2, frames=3)
+    from reconet.models import build_reconet, save_artifact
+
+    save_artifact(folder / "multi.pt", build_reconet("tiny", num_styles=2), {"styles": [{"name": "dots"}, {"name": "lines"}]})
+    photos = folder / "photos_bad"  # a photo folder with a truncated JPEG and a text file named .jpg
+    photos.mkdir()
+    Image.fromarray(np.stack([picture] * 3, axis=-1)).resize((96, 80)).save(photos / "ok.jpg")
+    truncate_file(photos / "ok.jpg", photos / "cut.jpg", 0.5)
+    (photos / "notes.jpg").write_text("a text file, not a photo\n")
 
     ok = copy_small_sintel(sintel_root, folder / "sintel_ok")
     shutil.copytree(ok, folder / "sintel_truncated_flo")
@@ -173,6 +196,17 @@ def bad_inputs(tmp_path_factory: pytest.TempPathFactory, sintel_root: Path) -> P
     # frame 2 is the pair with occlusion maps (evaluation skips the others by default)
     write_flo(folder / "sintel_mismatch/training/flow/alley_1/frame_0002.flo", np.zeros((50, 100, 2), np.float32))
     return folder
+
+
+def _write_clip(path: Path, width: int, height: int, frames: int) -> None:
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for _ in range(frames):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.zeros((height, width, 3), np.uint8), format="rgb24")))
+        container.mux(stream.encode())
 
 
 def _snapshot(folder: Path) -> dict[str, tuple[str, int]]:

@@ -106,6 +106,12 @@ def test_sigkill_mid_interval_loses_at_most_one_interval_and_resume_reaches_the_
         assert "global_step" in torch.load(checkpoint, map_location="cpu", weights_only=True), checkpoint
     assert partial_write_leftovers(run_dir) == []
 
+    # What a SIGKILL *during* a checkpoint or artifact write leaves (the kill above landed between
+    # writes): atomic_path's unlocked temporaries, empty and mode 0600 as mkstemp made them.
+    debris = [run_dir / "checkpoints" / ".last.k3x9q2ab.tmp.ckpt", run_dir / "checkpoints" / ".stylizer-last.0a1b2c3d.tmp.pt"]
+    for leftover in debris:
+        leftover.touch(mode=0o600)
+
     # Resume: the same command plus ckpt_path, in the same folder, as one would re-run it.
     resumed_log = tmp_path / "resumed.log"
     with resumed_log.open("w") as log:
@@ -123,3 +129,5 @@ def test_sigkill_mid_interval_loses_at_most_one_interval_and_resume_reaches_the_
     assert logged_steps(run_dir) == list(range(checkpoint_step, TOTAL_STEPS))
     artifact = torch.load(run_dir / "stylizer.pt", map_location="cpu", weights_only=True)
     assert artifact["meta"]["global_step"] == TOTAL_STEPS
+    assert partial_write_leftovers(run_dir) == []  # the resume removed the killed writes' temporaries
+    assert "a partial write of a killed run" in resumed_log.read_text()
