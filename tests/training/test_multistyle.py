@@ -143,3 +143,16 @@ def test_add_style_needs_a_source_and_a_new_name(tmp_path, three_styles):
         prepare(add_style(tmp_path / "a", "debug=fdr", "style=udnie"))
     with pytest.raises(ConfigError, match="already holds a style named 'wave'"):
         prepare(add_style(tmp_path / "b", "debug=fdr", f"init_from={three_styles}", "style=wave"))
+
+
+@pytest.mark.slow  # two short training runs
+def test_a_multi_style_checkpoint_resumes_and_runs_as_a_stylizer(tmp_path):
+    overrides = ("trainer.max_steps=2", "trainer.val_check_interval=2", "data.val_pairs=1", "styles.mosaic=null")
+    train(multistyle(tmp_path, *overrides))
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 2
+    model, _ = load_stylizer(last)  # a Lightning checkpoint of a multi-style run is a stylizer too
+    assert model.num_styles == len(BUNDLED) - 1
+    _, run = train(multistyle(tmp_path, *overrides[1:], "trainer.max_steps=3", f"ckpt_path={last}"))
+    assert run.trainer.global_step == 3
+    assert [row["name"] for row in style_table(load_stylizer(tmp_path / "stylizer.pt")[1], 9)] == [n for n in BUNDLED if n != "mosaic"]
