@@ -9,6 +9,15 @@ into the float32 network) and the entry NAME of ``reconet/assets/models/styles.j
 training size, steps, data and the exact command. Measured numbers are added by
 ``scripts/measure_pretrained.py``; an existing entry keeps them only if the weights did not
 change.
+
+A multi-style network (``experiment=multistyle``) is bundled whole, without a styles.json entry
+(its styles are chosen with ``--style``, docs/pretrained.md):
+
+    python scripts/bundle_model.py RUN_DIR multistyle --artifact RUN_DIR/checkpoints/stylizer-last.pt \
+        --measured outputs/multistyle.json --data "..."
+
+``--measured`` (the JSON of ``scripts/measure_multistyle.py``) stores each style's numbers in
+its row of the style table.
 """
 
 from __future__ import annotations
@@ -52,11 +61,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("name")
     parser.add_argument("--data", default=DEFAULT_DATA, help="training data, as the model card states it")
+    parser.add_argument("--artifact", type=Path, help="the artifact to bundle (default RUN_DIR/stylizer.pt)")
+    parser.add_argument("--measured", type=Path, help="multi-style: scripts/measure_multistyle.py's JSON")
+    parser.add_argument("--command", help="the training command as the model card states it (default: the run's overrides)")
     args = parser.parse_args(argv)
 
-    network, meta = load_stylizer(args.run_dir / "stylizer.pt")
+    network, meta = load_stylizer(args.artifact or args.run_dir / "stylizer.pt")
     config = yaml.safe_load((args.run_dir / "config_resolved.yaml").read_text())
-    command = run_command(args.run_dir)
+    command = args.command or run_command(args.run_dir)
 
     models = Path(asset_path("models"))
     models.mkdir(parents=True, exist_ok=True)
@@ -69,6 +81,14 @@ def main(argv: list[str] | None = None) -> int:
         "data": args.data,
         "command": command,
     }
+    if network.num_styles > 1:
+        measured = json.loads(args.measured.read_text())["styles"] if args.measured else {}
+        card_meta["style"] = None
+        card_meta["styles"] = [{**row, "measured": measured.get(row["name"], {})} for row in meta["styles"]]
+        save_artifact(destination, network, card_meta, dtype=torch.float16)
+        size = destination.stat().st_size
+        print(f"wrote {destination} ({size / 1e6:.2f} MB, {network.num_styles} styles, step {meta['global_step']})", file=sys.stderr)
+        return 0
     save_artifact(destination, network, card_meta, dtype=torch.float16)
     digest = hashlib.sha256(destination.read_bytes()).hexdigest()
 

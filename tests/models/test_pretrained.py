@@ -20,7 +20,7 @@ from reconet.cli import evaluate as evaluate_cli
 from reconet.cli import stylize as stylize_cli
 from reconet.evaluation.structure import content_structure
 from reconet.image import load_image
-from reconet.models.artifact import load_stylizer
+from reconet.models.artifact import load_stylizer, style_table
 from reconet.models.pretrained import UnknownStyleError, list_styles, pretrained_path, resolve_model
 from reconet.resources import asset_path
 
@@ -185,3 +185,26 @@ def test_the_wheel_and_sdist_ship_the_models_and_an_installed_wheel_stylizes(tmp
     assert run.returncode == 0, run.stderr[-3000:]
     assert Path(run.stdout.split()[0]).is_relative_to(site)
     assert load_image(output).shape[-1] == 256
+
+
+def test_the_bundled_multi_style_network_holds_ten_licence_clean_styles_with_their_numbers():
+    """multistyle.pt (work in progress beside the six single-style models): its table names the
+    ten bundled paintings, each with the numbers measured for it, and every style runs."""
+    from reconet.models.pretrained import bundled_network_path
+
+    path = bundled_network_path("multistyle")
+    assert path is not None and resolve_model("multistyle") == path
+    network, meta = load_stylizer(path)
+    rows = style_table(meta, network.num_styles)
+    names = [row["name"] for row in rows]
+    assert len(names) == 10 and {"candy", "mosaic", "udnie", "starry_night", "the_scream", "wave"} <= set(names)
+    styles_dir = Path(__file__).resolve().parents[2] / "reconet" / "assets" / "styles"
+    for row in rows:
+        painting = styles_dir / row["style_image"]
+        assert hashlib.sha256(painting.read_bytes()).hexdigest() == row["style_sha256"], row["name"]
+        assert row["measured"]["multi_sintel"]["style_ratio"] < 1, row["name"]  # closer to its painting than the input
+    x = torch.rand(len(names), 3, 24, 32)
+    with torch.no_grad():
+        out = network(x, style=torch.eye(len(names))).output  # every style, one pass
+    assert out.shape == x.shape and torch.isfinite(out).all()
+    assert reconet.load_stylizer("multistyle", device="cpu", precision="fp32", style="udnie:0.5,wave:0.5")(x[:1]).shape == (1, 3, 24, 32)
