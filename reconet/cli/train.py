@@ -12,6 +12,7 @@ first step with one line on stderr and exit status 2. See docs/training.md.
 from __future__ import annotations
 
 import difflib
+import functools
 import shlex
 import sys
 from collections.abc import Sequence
@@ -165,13 +166,22 @@ def check_group_choices(overrides: Sequence[str]) -> str | None:
 _HYDRA_OWN_FLAGS = ("-m", "--multirun", "-cn", "--config-name", "-cp", "--config-path", "-cd", "--config-dir", "-h", "--help", "--hydra-help", "--info", "-i")
 
 
+@functools.lru_cache(maxsize=4)
+def _compose_with_hydra(overrides: tuple[str, ...]) -> DictConfig:
+    """The train config with ``overrides`` and Hydra's own node, as the checks before Hydra
+    runs see it (cached: check_overrides and check_run_dir ask for the same one)."""
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module("reconet.conf", version_base="1.3"):
+        return compose("train", overrides=list(overrides), return_hydra_config=True)
+
+
 def check_overrides(overrides: Sequence[str]) -> str | None:
     """One-line message for overrides Hydra cannot apply (an unknown key, a syntax error).
 
     Hydra reports these over six lines after its own set-up; composing the config here first
     gives one line and, for a misspelt key, the closest existing keys.
     """
-    from hydra import compose, initialize_config_module
     from hydra.errors import HydraException
 
     if any(arg.split("=", 1)[0] in _HYDRA_OWN_FLAGS for arg in overrides):
@@ -179,8 +189,7 @@ def check_overrides(overrides: Sequence[str]) -> str | None:
     candidates = [arg for arg in overrides if not arg.startswith("-") and "=" in arg]
 
     def compose_with(args: list[str]) -> DictConfig:
-        with initialize_config_module("reconet.conf", version_base="1.3"):
-            return compose("train", overrides=args, return_hydra_config=True)
+        return _compose_with_hydra(tuple(args))
 
     try:
         compose_with(candidates)
@@ -212,15 +221,13 @@ def check_run_dir(overrides: Sequence[str]) -> str | None:
     the current time, which Hydra resolves again."""
     import os
 
-    from hydra import compose, initialize_config_module
     from hydra.errors import HydraException
 
     if any(arg.split("=", 1)[0] in _HYDRA_OWN_FLAGS for arg in overrides):
         return None
     candidates = [arg for arg in overrides if not arg.startswith("-") and "=" in arg]
     try:
-        with initialize_config_module("reconet.conf", version_base="1.3"):
-            cfg = compose("train", overrides=candidates, return_hydra_config=True)
+        cfg = _compose_with_hydra(tuple(candidates))  # composed once already by check_overrides
         run_dir = Path(str(OmegaConf.select(cfg, "hydra.run.dir"))).expanduser().absolute()
     except (HydraException, ValueError, TypeError):
         return None  # Hydra explains its own problems
