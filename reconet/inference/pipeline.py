@@ -184,8 +184,13 @@ def run(
     progress: bool = True,
     preview: Preview | None = None,
     queue_batches: int = 3,
+    on_frame: Callable[[int, int | None], None] | None = None,
 ) -> RunStats:
     """Stylize every frame of ``source`` into ``writer`` (and/or ``preview``).
+
+    ``on_frame(done, total)`` is called from the writer thread after each frame is written
+    (``total`` is the source's frame-count estimate, or None): progress for a caller that is
+    not a terminal, such as the web app. It must be quick and must not raise.
 
     The writer is neither committed nor aborted here (the caller owns it, typically as a
     context manager); when this function returns, no thread touches it any more.
@@ -197,6 +202,7 @@ def run(
     q_in: queue.Queue = queue.Queue(maxsize=batch_size * queue_batches)
     q_out: queue.Queue = queue.Queue(maxsize=batch_size * queue_batches)
     writer_error: list[BaseException] = []
+    written = [0]  # frames handed to the writer (the writer thread's count)
     bar = _make_progress(source, progress)
 
     def read() -> None:
@@ -216,8 +222,11 @@ def run(
                     return
                 if writer is not None:
                     writer.write(item)
+                written[0] += 1
                 if bar is not None:
                     bar.update(1)
+                if on_frame is not None:
+                    on_frame(written[0], source.frames_hint)
         except BaseException as error:
             writer_error.append(error)
             stop.set()

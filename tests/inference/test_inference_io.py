@@ -273,6 +273,17 @@ def test_video_round_trip_keeps_every_frame_in_place(
     assert abs(audio_length(after) - audio_length(before)) <= frame
 
 
+def test_on_frame_reports_every_written_frame_in_order(tmp_path: Path) -> None:
+    src = tmp_path / "clip.mp4"
+    write_indexed_video(src, 12, Fraction(25))
+    calls: list[tuple[int, int | None]] = []
+    with media.open_frames(src) as source:
+        with media.open_writer(tmp_path / "out.mp4", source) as writer:
+            run(source, identity, writer, progress=False, batch_size=5, on_frame=lambda d, t: calls.append((d, t)))
+    assert [done for done, _ in calls] == list(range(1, 13))
+    assert {total for _, total in calls} == {12}  # the container's frame count
+
+
 @pytest.mark.parametrize("suffix", [".mp4", ".webm", ".mkv", ".mov", ".avi"])
 def test_every_frame_lands_at_its_own_time(tmp_path: Path, suffix: str, probe) -> None:
     rate = Fraction(30000, 1001)
