@@ -15,7 +15,8 @@ def load_stylizer(model, **options):
         stylizer = reconet.load_stylizer("runs/x/stylizer.pt", device="cuda")
         frames = stylizer(batch)                            # (B, 3, H, W) in [0, 1] -> same
 
-    ``options`` go to :func:`reconet.inference.stylizer.load` (device, backend, precision, ...).
+    ``options`` go to :func:`reconet.inference.stylizer.load` (device, backend, precision, and for a
+    multi-style model ``style="udnie"`` or a blend ``"udnie:0.6,wave:0.4"`` and ``strength=0..1``).
     (The lower-level :func:`reconet.models.load_stylizer` returns the bare network and its meta.)
     """
     from reconet.inference.stylizer import load

@@ -83,6 +83,7 @@ class StyleSettings:
     style: str | None = None  # None: a single-style model's only style
     max_side: int | None = None  # None: keep the input size
     precision: str = "auto"
+    strength: float | None = None  # 0..1 toward the model's identity row; None: the full style
 
     @property
     def label(self) -> str:
@@ -117,7 +118,13 @@ def _size(settings: StyleSettings) -> media.SizeSpec:
 def _load(settings: StyleSettings, expected_frames: int | None):
     from reconet.inference.stylizer import load
 
-    return load(settings.model, precision=settings.precision, expected_frames=expected_frames, style=settings.style)
+    return load(
+        settings.model,
+        precision=settings.precision,
+        expected_frames=expected_frames,
+        style=settings.style,
+        strength=settings.strength,
+    )
 
 
 def preview_first_frame(input_path: str | Path, settings: StyleSettings) -> tuple[np.ndarray, np.ndarray]:

@@ -149,6 +149,20 @@ class AddStyleJob:
             self._name, self._steps, self._started = name, steps, time.monotonic()
             self._final, self._preview, self._preview_mtime = None, None, 0.0
 
+    def display_command(self) -> str:
+        """The run as a user would type it (the painting by its file name, no app-internal paths)."""
+        shown = ["reconet-train"]
+        for arg in self.command[3:]:
+            key, _, value = arg.partition("=")
+            if key in ("hydra.run.dir", "logger", "trainer.log_every_n_steps", "trainer.enable_progress_bar", "callbacks.samples.clip"):
+                continue
+            if key == "style.image":
+                arg = f"style.image={Path(value).name}"
+            if key == "init_from" and Path(value).parent == Path(asset_path("models")):
+                arg = f"init_from={Path(value).stem}"  # a bundled network, by name
+            shown.append(arg)
+        return " ".join(shown)
+
     def cancel(self) -> None:
         """Stop the run (SIGTERM to its process group, SIGKILL after a grace period) and remove
         its folder: a cancelled style leaves nothing behind."""

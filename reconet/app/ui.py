@@ -85,7 +85,9 @@ class App:
             self.refresh()
         return self.catalog.get(label)
 
-    def settings(self, model: str, style: str | None, blend: str | None, weight: float, size: str, precision: str) -> StyleSettings:
+    def settings(
+        self, model: str, style: str | None, blend: str | None, weight: float, strength: float, size: str, precision: str
+    ) -> StyleSettings:
         choice = self.choice(model)
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
@@ -98,52 +100,65 @@ class App:
                 if name and name != NO_BLEND and name not in choice.styles:
                     raise ValueError(f"{choice.label} has no style {name!r}; its styles: {', '.join(choice.styles)}")
             spec = blend_spec(style, None if blend == NO_BLEND else blend, float(weight or 0.0))
-        return StyleSettings(choice.path, spec, SIZES[size], precision)
+        amount = None
+        if choice.identity is not None and strength is not None and float(strength) < 1.0:
+            amount = float(strength)
+            if not 0.0 <= amount <= 1.0:
+                raise ValueError(f"strength must be in [0, 1], got {strength}")
+        return StyleSettings(choice.path, spec, SIZES[size], precision, amount)
 
-    def style_updates(self, model: str) -> tuple[dict, dict, dict]:
+    def style_updates(self, model: str) -> tuple[dict, dict, dict, dict]:
         choice = self.choice(model)
         styles = list(choice.styles)
         return (
             gr.update(choices=styles, value=styles[0], interactive=choice.multi_style),
             gr.update(choices=[NO_BLEND, *styles], value=NO_BLEND, visible=choice.multi_style),
             gr.update(value=0.0, visible=choice.multi_style),
+            gr.update(value=1.0, visible=choice.identity is not None),
         )
 
     # ---------------------------------------------------------------- stylize
 
-    def preview(self, video: str | None, model: str, style: str, blend: str, weight: float, size: str, precision: str):
+    def preview(self, video: str | None, model: str, style: str, blend: str, weight: float, strength: float, size: str, precision: str):
         if not video:
             raise gr.Error("upload a video first")
         started = time.perf_counter()
-        original, stylized = preview_first_frame(video, self.settings(model, style, blend, weight, size, precision))
+        original, stylized = preview_first_frame(video, self.settings(model, style, blend, weight, strength, size, precision))
         note = f"first frame in {time.perf_counter() - started:.1f} s ({stylized.shape[1]}x{stylized.shape[0]})"
         return stylized, note
 
-    def stylize_video(self, video: str | None, model: str, style: str, blend: str, weight: float, size: str, precision: str, progress=gr.Progress()):
+    def stylize_video(self, video: str | None, model: str, style: str, blend: str, weight: float, strength: float, size: str, precision: str, progress=gr.Progress()):
         if not video:
             raise gr.Error("upload a video first")
-        settings = self.settings(model, style, blend, weight, size, precision)
+        settings = self.settings(model, style, blend, weight, strength, size, precision)
         progress(0.0, desc="loading the model")
         result = stylize_file(video, self.workspace.result_dir(), settings, on_frame=_progress_with_eta(progress))
         return str(result.path), gr.update(value=str(result.path), visible=True), _summary(result)
 
-    def stylize_photo(self, photo: str | None, model: str, style: str, blend: str, weight: float, size: str, precision: str):
+    def stylize_photo(self, photo: str | None, model: str, style: str, blend: str, weight: float, strength: float, size: str, precision: str):
         if not photo:
             raise gr.Error("upload a photo first")
-        settings = self.settings(model, style, blend, weight, size, precision)
+        settings = self.settings(model, style, blend, weight, strength, size, precision)
         result = stylize_file(photo, self.workspace.result_dir(), settings)
         return str(result.path), gr.update(value=str(result.path), visible=True), _summary(result)
 
-    def webcam_frame(self, frame: np.ndarray | None, model: str, style: str, blend: str, weight: float, size: str, precision: str):
+    def webcam_frame(self, frame: np.ndarray | None, model: str, style: str, blend: str, weight: float, strength: float, size: str, precision: str):
         if frame is None:
             return None
-        settings = self.settings(model, style, blend, weight, size, precision)
-        key = (settings.model, settings.style, settings.precision)
+        settings = self.settings(model, style, blend, weight, strength, size, precision)
+        key = (settings.model, settings.style, settings.strength, settings.precision)
         with self._webcam_lock:
             if self._webcam is None or self._webcam[0] != key:
                 from reconet.inference.stylizer import load
 
-                self._webcam = (key, load(settings.model, precision=settings.precision, style=settings.style, expected_frames=1))
+                stylizer = load(
+                    settings.model,
+                    precision=settings.precision,
+                    style=settings.style,
+                    strength=settings.strength,
+                    expected_frames=1,
+                )
+                self._webcam = (key, stylizer)
             stylizer = self._webcam[1]
             x = uint8_to_tensor(np.ascontiguousarray(frame[..., :3])).unsqueeze(0)  # (1, 3, H, W)
             return tensor_to_uint8(stylizer(x))[0]
@@ -153,8 +168,8 @@ class App:
     def compare(self, clip: str | None, model_a: str, style_a: str, model_b: str, style_b: str, size: str, frames: float, progress=gr.Progress()):
         if not clip:
             raise gr.Error("upload a clip first")
-        first = self.settings(model_a, style_a, NO_BLEND, 0.0, size, "fp32")
-        second = self.settings(model_b, style_b, NO_BLEND, 0.0, size, "fp32")
+        first = self.settings(model_a, style_a, NO_BLEND, 0.0, 1.0, size, "fp32")
+        second = self.settings(model_b, style_b, NO_BLEND, 0.0, 1.0, size, "fp32")
         with self.workspace.job() as scratch:
             steps = iter(range(1, 5))
             result = compare_models(
@@ -184,7 +199,7 @@ class App:
         read_image(painting)  # an unreadable painting is named here, not deep in the run's log
         self.training.start(Path(painting), name, choice.path, steps=int(steps), preview_every=max(10, int(steps) // 6))
         status = self.training.status()
-        return status.message, gr.update(active=True), " ".join(self.training.command[1:])
+        return status.message, gr.update(active=True), self.training.display_command()
 
     def poll_add_style(self):
         """(message, loss curve, preview, timer, model list): the timer stops when the run ends."""
@@ -247,11 +262,20 @@ def build_ui(app: App) -> gr.Blocks:
                 style = gr.Dropdown(default_styles, value=default_styles[0], label="Style", interactive=multi, allow_custom_value=True)
                 blend = gr.Dropdown([NO_BLEND, *default_styles], value=NO_BLEND, label="Blend with", visible=multi, allow_custom_value=True)
                 weight = gr.Slider(0.0, 1.0, value=0.0, step=0.05, label="Blend amount", visible=multi)
+                strength = gr.Slider(
+                    0.0,
+                    1.0,
+                    value=1.0,
+                    step=0.05,
+                    label="Strength",
+                    info="0: the photo as it is, 1: the full style",
+                    visible=app.catalog.get(default).identity is not None,
+                )
             with gr.Row():
                 size = gr.Dropdown(list(SIZES), value=DEFAULT_SIZE, label="Size (longer side)")
                 precision = gr.Radio(PRECISIONS, value="auto", label="Precision", info="auto: measured on this CPU")
                 refresh = gr.Button("Refresh model list", size="sm")
-            controls = [model, style, blend, weight, size, precision]
+            controls = [model, style, blend, weight, strength, size, precision]
             with gr.Tab("Video", id="video"):
                 with gr.Row():
                     video_in = gr.Video(label="Your clip", sources=["upload"], elem_id="video_in")
@@ -286,16 +310,16 @@ def build_ui(app: App) -> gr.Blocks:
                 f"(`{app.models_dir}`)."
             )
             with gr.Row():
-                painting = gr.Image(label="Painting", type="filepath", sources=["upload"], height=260)
+                painting = gr.Image(label="Painting", type="filepath", sources=["upload"], height=260, elem_id="painting")
                 with gr.Column():
-                    style_name = gr.Textbox(label="Name of the new style", placeholder="my_painting")
+                    style_name = gr.Textbox(label="Name of the new style", placeholder="my_painting", elem_id="style_name")
                     multi_labels = [label for label, c in app.catalog.models.items() if c.multi_style]
                     base = gr.Dropdown(multi_labels, value=multi_labels[0] if multi_labels else None, label="Add to", allow_custom_value=True)
                     steps = gr.Slider(50, 1000, value=300, step=50, label="Training steps", info="300 steps: about 10 minutes on 2 CPU cores")
                     with gr.Row():
-                        start = gr.Button("Start", variant="primary")
+                        start = gr.Button("Start", variant="primary", elem_id="add_style_start")
                         cancel = gr.Button("Cancel", variant="stop")
-            train_status = gr.Textbox(label="Status", interactive=False)
+            train_status = gr.Textbox(label="Status", interactive=False, elem_id="train_status")
             with gr.Row():
                 curve = gr.LinePlot(x="step", y="loss", color="term", label="Loss", height=260)
                 train_preview = gr.Image(label="Preview (updates as it trains)", interactive=False, height=260)
@@ -330,7 +354,7 @@ def build_ui(app: App) -> gr.Blocks:
 
         # ---------------------------------------------------------------- wiring
         handler = _page_errors
-        model.change(handler(app.style_updates), model, [style, blend, weight], api_visibility="private")
+        model.change(handler(app.style_updates), model, [style, blend, weight, strength], api_visibility="private")
 
         def refreshed():
             app.refresh()

@@ -74,6 +74,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _unit_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
+
+
 def _fraction(text: str) -> Fraction:
     try:
         value = Fraction(text)  # "30000/1001", "29.97", "25"
@@ -111,6 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
         "-m",
         "--model",
         help="your trained model: inference artifact (.pt), Lightning checkpoint (.ckpt) or exported .onnx",
+    )
+    parser.add_argument(
+        "--strength",
+        type=_unit_float,
+        metavar="S",
+        help="how much of the style, 0..1 (default 1): 0 is the unstylized look; needs a multi-style "
+        "--model with an identity row (the bundled multistyle has one; docs/pretrained.md)",
     )
     parser.add_argument(
         "--list-styles",
@@ -216,6 +233,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except UnknownStyleError as error:
             print(f"{PROG}: error: {error}", file=sys.stderr)
             return EXIT_USAGE
+    if args.strength is not None and args.model_style is None:
+        parser.error("--strength needs a multi-style model and its style: --model M --style NAME --strength S")
     # one_line_warnings restores filters and showwarning on return, so calling main()
     # in-process (tests, notebooks) leaves no trace; --debug shows warnings as Python does.
     with one_line_warnings(PROG) if not args.debug else warnings.catch_warnings():
@@ -345,6 +364,7 @@ def _run(args: argparse.Namespace) -> int:
             threads=args.threads,
             expected_frames=source.frames_hint,
             style=args.model_style,
+            strength=args.strength,
         )
         on_cuda = stylizer.info.device.startswith("cuda")
         batch_size = args.batch_size or (1 if webcam else (4 if on_cuda else 1))

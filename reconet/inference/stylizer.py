@@ -500,6 +500,7 @@ def load(
     threads: int | None = None,
     expected_frames: int | None = None,
     style: str | None = None,
+    strength: float | None = None,
 ) -> Stylizer:
     """Build the fastest stylizer for ``path`` (artifact, Lightning checkpoint or .onnx).
 
@@ -510,7 +511,8 @@ def load(
     :data:`TUNE_MIN_FRAMES` frames are expected; a single image uses the cached choices.
     ``style``: which style of a multi-style model to run, a name of its style table or a blend
     ``"udnie:0.6,wave:0.4"`` (:func:`reconet.models.style_mix.select_style`); the network is
-    then the single-style network of that mix.
+    then the single-style network of that mix. ``strength`` (0..1) moves it toward the model's
+    identity row (:func:`reconet.models.style_mix.with_strength`): 0 is the unstylized look.
     """
     path = Path(path)
     if backend not in ("auto", "torch", "onnx"):
@@ -523,12 +525,15 @@ def load(
             raise ValueError(f"{path}: an ONNX file runs only with the onnx backend")
         if not path.is_file():
             raise FileNotFoundError(f"model file not found: {path}")
-        if style is not None:
-            raise ValueError(f"{path}: an exported ONNX model holds the one style it was exported with; --style needs the .pt model")
+        if style is not None or strength is not None:
+            raise ValueError(
+                f"{path}: an exported ONNX model holds the one style it was exported with; --style and "
+                "--strength need the .pt model"
+            )
         return OnnxStylizer(path, device=device, threads=threads, meta={"source": str(path)})
     target = resolve_device(device) if backend != "onnx" else torch.device("cpu")
     model, meta = load_stylizer(path, map_location="cpu")
-    model, meta = select_style(model, meta, style, where=str(path))
+    model, meta = select_style(model, meta, style, where=str(path), strength=strength)
     on_cpu = target.type == "cpu"
     if backend == "auto":
         backend = CPU_DEFAULTS["backend"] if on_cpu else "torch"

@@ -18,7 +18,7 @@ from app_helpers import require_app_extra, running_app, start_app  # noqa: F401 
 
 pytestmark = pytest.mark.slow
 
-CONTROLS = ("multistyle", "candy", "(none)", 0.0, "360 px", "fp32")
+CONTROLS = ("multistyle", "candy", "(none)", 0.0, 1.0, "360 px", "fp32")
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_a_photo_is_stylized_at_its_size(client) -> None:
     from gradio_client import handle_file
 
     photo = Path(__file__).resolve().parents[2] / "reconet" / "assets" / "photos" / "kodak_kodim23.jpg"
-    image, _, _ = client.predict(handle_file(str(photo)), "candy", "candy", "(none)", 0.0, "original size", "fp32", api_name="/stylize_photo")
+    image, _, _ = client.predict(handle_file(str(photo)), "candy", "candy", "(none)", 0.0, 1.0, "original size", "fp32", api_name="/stylize_photo")
     out = np.asarray(Image.open(image).convert("RGB"))
     src = np.asarray(Image.open(photo).convert("RGB"))
     assert out.shape == src.shape
@@ -75,7 +75,7 @@ def test_a_blend_differs_from_both_styles_and_the_preview_is_quick(client, video
     clip = handle_file(str(videos_dir / "mdn_cc0_flower.mp4"))
     frames = {}
     for blend, weight in (("(none)", 0.0), ("wave", 1.0), ("wave", 0.5)):
-        image, note = client.predict(clip, "multistyle", "candy", blend, weight, "360 px", "fp32", api_name="/preview_first_frame")
+        image, note = client.predict(clip, "multistyle", "candy", blend, weight, 1.0, "360 px", "fp32", api_name="/preview_first_frame")
         frames[(blend, weight)] = np.asarray(Image.open(image).convert("RGB")).astype(int)
         assert "first frame in" in note
     candy, wave, half = frames[("(none)", 0.0)], frames[("wave", 1.0)], frames[("wave", 0.5)]
@@ -117,7 +117,7 @@ def test_an_unknown_style_is_named(client, videos_dir: Path) -> None:
     from gradio_client import handle_file
 
     with pytest.raises(Exception) as caught:
-        client.predict(handle_file(str(videos_dir / "mdn_cc0_flower.mp4")), "multistyle", "nope", "(none)", 0.0, "360 px", "fp32", api_name="/preview_first_frame")
+        client.predict(handle_file(str(videos_dir / "mdn_cc0_flower.mp4")), "multistyle", "nope", "(none)", 0.0, 1.0, "360 px", "fp32", api_name="/preview_first_frame")
     assert "has no style 'nope'" in _error_text(caught.value)
 
 
@@ -211,7 +211,8 @@ def test_add_style_checks_its_inputs_then_runs_and_cancels_cleanly(client, runni
     assert "single-style model" in _error_text(caught.value)
 
     message, _, command = client.predict(painting, "mine", "multistyle", 50, api_name="/add_style")
-    assert "training 'mine'" in message and "experiment=add_style" in command
+    assert "training 'mine'" in message
+    assert command == "reconet-train experiment=add_style init_from=multistyle style.image=udnie.jpg style.name=mine trainer.max_steps=50 trainer.val_check_interval=10"
     status = client.predict(api_name="/add_style_status")
     assert "training 'mine'" in status[0]
     message, _ = client.predict(api_name="/add_style_cancel")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from reconet.app.catalog import blend_spec, build_catalog, check_style_name
 from reconet.app.jobs import StyleSettings, Workspace, input_kind, preview_first_frame, stylize_file
@@ -120,12 +121,12 @@ def test_multistyle_settings_reject_unknown_styles_before_any_work() -> None:
     app = App(Workspace(), Path("/nonexistent-models"))
     try:
         with pytest.raises(ValueError, match="has no style 'nope'"):
-            app.settings("multistyle", "nope", "(none)", 0.0, "360 px", "fp32")
+            app.settings("multistyle", "nope", "(none)", 0.0, 1.0, "360 px", "fp32")
         with pytest.raises(ValueError, match="precision must be one of"):
-            app.settings("multistyle", "candy", "(none)", 0.0, "360 px", "int4")
-        settings = app.settings("multistyle", "udnie", "wave", 0.25, "original size", "auto")
+            app.settings("multistyle", "candy", "(none)", 0.0, 1.0, "360 px", "int4")
+        settings = app.settings("multistyle", "udnie", "wave", 0.25, 1.0, "original size", "auto")
         assert settings.style == "udnie:0.75,wave:0.25" and settings.max_side is None
-        assert app.settings("candy", "whatever", "wave", 0.5, "480 px", "fp32").style is None  # single style
+        assert app.settings("candy", "whatever", "wave", 0.5, 1.0, "480 px", "fp32").style is None  # single style
     finally:
         app.workspace.remove()
 
@@ -161,3 +162,36 @@ def test_app_usage_errors_are_one_line(args: list[str], message: str, capsys) ->
 
     assert main(args) == 2
     assert message in capsys.readouterr().err.strip()
+
+
+def _with_identity_row(tmp_path: Path) -> Path:
+    from reconet.models import load_stylizer, save_artifact
+    from reconet.models.artifact import style_table
+
+    network, meta = load_stylizer(bundled_network_path("multistyle"))
+    rows = [row for row in style_table(meta, network.num_styles) if not row.get("identity")]
+    grown = network.with_styles(len(rows) + 1)  # the new row starts from the mean: fine for the catalog
+    table = [*rows, {"name": "original", "identity": True, "style_image": None}]
+    return save_artifact(tmp_path / "with_identity.pt", grown, {**meta, "styles": table})
+
+
+def test_an_identity_row_is_a_strength_slider_not_a_style(tmp_path: Path) -> None:
+    pytest.importorskip("gradio")
+    from reconet.app.ui import App
+
+    _with_identity_row(tmp_path)
+    app = App(Workspace(tmp_path / "ws"), tmp_path)
+    try:
+        choice = app.catalog.get("with_identity.pt")
+        assert choice.identity == "original" and "original" not in choice.styles
+        assert choice.styles == tuple(n for n in app.catalog.get("multistyle").styles if n != "original")
+        assert app.settings("with_identity.pt", choice.styles[0], "(none)", 0.0, 0.4, "360 px", "fp32").strength == 0.4
+        assert app.settings("with_identity.pt", choice.styles[0], "(none)", 0.0, 1.0, "360 px", "fp32").strength is None
+        assert app.settings("multistyle", "candy", "(none)", 0.0, 0.4, "360 px", "fp32").strength == (
+            0.4 if app.catalog.get("multistyle").identity else None
+        )
+        updates = app.style_updates("with_identity.pt")
+        assert updates[3]["visible"] is True and updates[3]["value"] == 1.0
+        assert app.style_updates("candy")[3]["visible"] is False
+    finally:
+        app.workspace.remove()

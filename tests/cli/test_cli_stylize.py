@@ -6,6 +6,7 @@ Stream facts are measured with plain PyAV here; expected counts come from the sa
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -450,15 +451,20 @@ def test_bf16_on_the_cpu_stylizes_a_clip(tiny_model: Path, videos_dir: Path, tmp
 # -- multi-style models: --model M --style NAME | blend, --list-styles --model M ---------------
 
 
-@pytest.fixture(scope="module")
-def three_styles(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(3)
-    model = build_reconet("tiny", num_styles=3)
+def multi_style_model(path: Path, rows: list[dict], seed: int) -> Path:
+    """A tiny network with one row per entry of ``rows``, weights perturbed so that rows differ."""
+    torch.manual_seed(seed)
+    model = build_reconet("tiny", num_styles=len(rows))
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.add_(0.2 * torch.randn_like(parameter))
+    return save_artifact(path, model, {"styles": rows})
+
+
+@pytest.fixture(scope="module")
+def three_styles(tmp_path_factory: pytest.TempPathFactory) -> Path:
     rows = [{"name": "candy", "style_image": "candy.jpg", "global_step": 10}, {"name": "udnie"}, {"name": "wave"}]
-    return save_artifact(tmp_path_factory.mktemp("multi") / "three.pt", model, {"styles": rows})
+    return multi_style_model(tmp_path_factory.mktemp("multi") / "three.pt", rows, seed=3)
 
 
 def photo_file(path: Path) -> Path:
@@ -509,3 +515,44 @@ def test_list_styles_of_a_model(three_styles: Path, capsys) -> None:
     assert lines[0].endswith("three.pt: 3 styles")
     assert lines[1].split() == ["0", "candy", "(style_image", "candy.jpg,", "global_step", "10)"]
     assert [line.split()[1] for line in lines[2:]] == ["udnie", "wave"]
+
+
+@pytest.fixture(scope="module")
+def with_identity(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    rows = [{"name": "udnie"}, {"name": "wave"}, {"name": "original", "identity": True}]
+    return multi_style_model(tmp_path_factory.mktemp("identity") / "ident.pt", rows, seed=4)
+
+
+def test_strength_mixes_the_style_with_the_identity_row(with_identity: Path, tmp_path: Path) -> None:
+    from reconet.image import load_image, tensor_to_uint8
+    from reconet.models import load_stylizer
+
+    photo = photo_file(tmp_path / "in.png")
+    model, _ = load_stylizer(with_identity)
+    x = load_image(photo)[None]
+    for strength, mix in (("1", [0, 1, 0]), ("0.25", [0, 0.25, 0.75]), ("0", [0, 0, 1])):
+        out = tmp_path / f"s{strength}.png"
+        args = ["--model", with_identity, "--style", "wave", "--strength", strength, "--precision", "fp32"]
+        assert stylize(photo, out, *args) == 0
+        with torch.no_grad():
+            expected = tensor_to_uint8(model(x, style=mix).output[0])
+        assert np.abs(np.asarray(Image.open(out)).astype(int) - expected).max() <= 1, strength
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--style", "candy", "--strength", "0.5"], 2, "--strength needs a multi-style model and its style"),
+        (["--model", "M", "--style", "wave", "--strength", "1.5"], 2, "must be in [0, 1], got 1.5"),
+        (["--model", "M", "--style", "wave", "--strength", "x"], 2, "not a number: 'x'"),
+        (["--model", "THREE", "--style", "wave", "--strength", "0.5"], 1, "has no identity row, so it cannot take a strength"),
+    ],
+)
+def test_bad_strengths_are_one_line_errors(with_identity, three_styles, tmp_path, capsys, args, code, message) -> None:
+    photo = photo_file(tmp_path / "in.png")
+    args = [str(with_identity) if a == "M" else str(three_styles) if a == "THREE" else a for a in args]
+    with pytest.raises(SystemExit) if code == 2 else contextlib.nullcontext() as caught:
+        result = stylize(photo, tmp_path / "out.png", *args)
+    assert (caught.value.code if code == 2 else result) == code
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out.png").exists()

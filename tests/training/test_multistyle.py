@@ -156,3 +156,40 @@ def test_a_multi_style_checkpoint_resumes_and_runs_as_a_stylizer(tmp_path):
     _, run = train(multistyle(tmp_path, *overrides[1:], "trainer.max_steps=3", f"ckpt_path={last}"))
     assert run.trainer.global_step == 3
     assert [row["name"] for row in style_table(load_stylizer(tmp_path / "stylizer.pt")[1], 9)] == [n for n in BUNDLED if n != "mosaic"]
+
+
+# -- experiment=add_identity: the row --strength moves toward ------------------------------
+
+
+def add_identity(tmp_path: Path, *overrides: str):
+    return compose_train(*shrunk_training("experiment=add_identity", f"output_dir={tmp_path}", "data.batch_size=2", *overrides))
+
+
+def test_add_identity_is_add_style_without_a_style_term(tmp_path, three_styles):
+    cfg = add_identity(tmp_path, f"init_from={three_styles}")
+    assert cfg.add_style is True and cfg.identity_row is True
+    assert cfg.loss.beta == 0.0 and cfg.style.name == "original"
+    with pytest.raises(ConfigError, match="set loss.beta=0"):
+        prepare(add_identity(tmp_path / "b", "debug=fdr", f"init_from={three_styles}", "loss.beta=1e-5"))
+    with pytest.raises(ConfigError, match="use experiment=add_identity"):
+        prepare(compose_train(*shrunk_training("style=candy", f"output_dir={tmp_path / 'c'}", "identity_row=true")))
+
+
+@pytest.mark.slow  # a short real training run
+def test_an_identity_row_is_marked_reachable_by_strength_and_leaves_the_styles_alone(tmp_path, three_styles):
+    train(add_identity(tmp_path / "run", f"init_from={three_styles}", "trainer.max_steps=3"))
+    added, meta = load_stylizer(tmp_path / "run" / "stylizer.pt")
+    rows = style_table(meta, added.num_styles)
+    assert [row["name"] for row in rows] == ["candy", "wave", "mosaic", "original"]
+    assert rows[3]["identity"] is True and rows[3]["style_image"] is None
+    with pytest.raises(ConfigError, match="already has an identity row"):
+        prepare(add_identity(tmp_path / "again", "debug=fdr", f"init_from={tmp_path / 'run' / 'stylizer.pt'}"))
+    x = torch.rand(1, 3, 32, 32)
+    model = tmp_path / "run" / "stylizer.pt"
+    full = load(model, precision="fp32", style="wave")(x)
+    assert torch.equal(load(model, precision="fp32", style="wave", strength=1.0)(x), full)
+    assert torch.equal(load(model, precision="fp32", style="wave", strength=0.0)(x), load(model, precision="fp32", style="original")(x))
+    half = load(model, precision="fp32", style="wave", strength=0.5)(x)
+    assert not torch.equal(half, full)
+    with pytest.raises(ValueError, match="has no identity row"):
+        load(three_styles, precision="fp32", style="wave", strength=0.5)
