@@ -49,7 +49,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--davis", type=Path, help="folder of DAVIS frame folders (JPEGImages/480p)")
     parser.add_argument("--style", action="append", help="only these styles (default: every row)")
     parser.add_argument("--json", type=Path, help="write every number here")
+    parser.add_argument(
+        "--painting",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="the painting of style NAME when it is not one of the bundled style images (an added style)",
+    )
     args = parser.parse_args(argv)
+    paintings = dict(item.split("=", 1) for item in args.painting)
 
     network, meta = load_stylizer(args.model)
     rows = {row["name"]: row for row in style_table(meta, network.num_styles)}
@@ -65,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         for name in args.style or list(rows):
             row = rows[name]
-            painting = asset_path(f"styles/{row['style_image']}")
+            painting = paintings.get(name) or asset_path(f"styles/{row['style_image']}")
             models = ["--model", f"multi={args.model}", "--model-style", name]
             if name in bundled:
                 models += ["--style-model", name]
