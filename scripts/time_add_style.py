@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--davis", type=Path)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--keep", type=Path, help="keep the runs here (default: a temporary folder)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="another Hydra override of the run")
     args = parser.parse_args(argv)
 
     results = {}
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
                 sys.executable, "-m", "reconet.cli.train", "experiment=add_style", f"init_from={args.base}",
                 f"style.image={painting}", f"style.name={name}", f"hydra.run.dir={run}",
                 f"trainer.max_steps={args.steps}", "trainer.enable_progress_bar=false", "callbacks.samples.clip=null",
+                *args.set,
             ]  # fmt: skip
             start = time.perf_counter()
             subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

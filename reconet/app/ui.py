@@ -22,6 +22,7 @@ from typing import Any
 
 import gradio as gr
 import numpy as np
+import torch
 
 from reconet.app.catalog import Catalog, blend_spec, build_catalog, check_style_name
 from reconet.app.jobs import StyleSettings, Workspace, compare_models, preview_first_frame, stylize_file
@@ -161,6 +162,11 @@ class App:
                 self._webcam = (key, stylizer)
             stylizer = self._webcam[1]
             x = uint8_to_tensor(np.ascontiguousarray(frame[..., :3])).unsqueeze(0)  # (1, 3, H, W)
+            height, width = x.shape[-2:]
+            if settings.max_side and max(height, width) > settings.max_side:  # the size control, as for clips
+                scale = settings.max_side / max(height, width)
+                size = (max(8, round(height * scale)), max(8, round(width * scale)))
+                x = torch.nn.functional.interpolate(x, size=size, mode="area")
             return tensor_to_uint8(stylizer(x))[0]
 
     # ---------------------------------------------------------------- compare

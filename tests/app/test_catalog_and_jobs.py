@@ -195,3 +195,24 @@ def test_an_identity_row_is_a_strength_slider_not_a_style(tmp_path: Path) -> Non
         assert app.style_updates("candy")[3]["visible"] is False
     finally:
         app.workspace.remove()
+
+
+def test_a_webcam_frame_is_stylized_like_a_photo(tmp_path: Path) -> None:
+    pytest.importorskip("gradio")
+    from reconet.app.ui import App
+
+    app = App(Workspace(tmp_path / "ws"), tmp_path)
+    try:
+        frame = read_image(PHOTO)[:120, :160]  # (H, W, 3) uint8, as the browser's webcam stream delivers it
+        rgba = np.concatenate([frame, np.full(frame.shape[:2] + (1,), 255, np.uint8)], axis=2)
+        out = app.webcam_frame(rgba, "multistyle", "wave", "(none)", 0.0, 1.0, "original size", "fp32")
+        from reconet.inference.stylizer import load
+
+        expected = tensor_to_uint8(load(bundled_network_path("multistyle"), precision="fp32", style="wave")(uint8_to_tensor(frame)[None]))[0]
+        assert out.shape == frame.shape and np.abs(out.astype(int) - expected).max() <= 1
+        assert app.webcam_frame(None, "multistyle", "wave", "(none)", 0.0, 1.0, "original size", "fp32") is None
+        assert app.webcam_frame(rgba, "multistyle", "wave", "(none)", 0.0, 1.0, "360 px", "fp32").shape == (120, 160, 3)
+        small = np.concatenate([rgba] * 3, axis=1)  # 480 wide: the size control shrinks it to 360
+        assert app.webcam_frame(small, "multistyle", "wave", "(none)", 0.0, 1.0, "360 px", "fp32").shape == (90, 360, 3)
+    finally:
+        app.workspace.remove()

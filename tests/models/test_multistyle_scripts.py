@@ -59,3 +59,27 @@ def test_measure_multistyle_reports_every_style_beside_the_bundled_model(two_sty
     wave = numbers["wave"]["bundled_sintel"]
     assert wave["style_ratio"] == pytest.approx(wave["style_distance"] / wave["input_style_distance"])
     assert wave["style_ratio"] < 1  # the trained bundled wave model is closer to the painting than the input
+
+
+def test_time_add_style_adds_each_painting_and_measures_it(two_styles: Path, sintel_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "timing.json"
+    painting = ROOT / "reconet" / "assets" / "styles" / "candy.jpg"
+    command = [
+        sys.executable, str(ROOT / "scripts" / "time_add_style.py"), "--base", str(two_styles), "--painting", str(painting),
+        "--steps", "2", "--sintel", str(sintel_root), "--json", str(out), "--keep", str(tmp_path / "runs"),
+        "--set", "data.size=[64,64]", "--set", "loss.style_size=64", "--set", "data.num_workers=0", "--set", "data.val_pairs=1",
+        "--set", "trainer.precision=32-true",
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert re.search(r"^candy: added in [\d.]+ min \(2 steps\)$", result.stdout, re.M), result.stdout
+    row = json.loads(out.read_text())["results"]["candy"]
+    assert row["steps"] == 2 and row["minutes"] > 0
+    sintel = row["multi_sintel"]
+    assert sintel["style_ratio"] == pytest.approx(sintel["style_distance"] / sintel["input_style_distance"])
+    assert 0 < sintel["content_structure"] <= 1
+    from reconet.models import load_stylizer
+    from reconet.models.artifact import style_table
+
+    network, meta = load_stylizer(tmp_path / "runs" / "add_candy" / "stylizer.pt")
+    assert [r["name"] for r in style_table(meta, network.num_styles)] == ["wave", "udnie", "candy"]
