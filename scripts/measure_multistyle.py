@@ -56,6 +56,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME=PATH",
         help="the painting of style NAME when it is not one of the bundled style images (an added style)",
     )
+    parser.add_argument(
+        "--without-bundled",
+        action="store_true",
+        help="measure the multi-style model only (the bundled single-style models' numbers do not change)",
+    )
     args = parser.parse_args(argv)
     paintings = dict(item.split("=", 1) for item in args.painting)
 
@@ -75,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             row = rows[name]
             painting = paintings.get(name) or asset_path(f"styles/{row['style_image']}")
             models = ["--model", f"multi={args.model}", "--model-style", name]
-            if name in bundled:
+            if name in bundled and not args.without_bundled:
                 models += ["--style-model", name]
             quality = ["--style", str(painting), "--style-size", str(row.get("style_size") or 256)]
             results[name] = {}

@@ -123,8 +123,8 @@ class AddStyleJob:
         name: str,
         base: str | Path,
         *,
-        steps: int = 300,
-        preview_every: int = 50,
+        steps: int = 100,
+        preview_every: int = 20,
         overrides: Sequence[str] = (),
     ) -> None:
         """Start the run (``overrides``: more Hydra overrides, e.g. a smaller ``data.size``)."""
