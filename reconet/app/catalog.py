@@ -15,7 +15,6 @@ from pathlib import Path
 
 from reconet.models.artifact import ModelFileError, load_stylizer, style_table
 from reconet.models.pretrained import BUNDLED_NETWORKS, bundled_network_path, list_styles
-from reconet.models.style_mix import identity_row
 
 # A style name typed in the browser becomes a file name and a style-table row: keep it simple.
 STYLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
@@ -27,9 +26,8 @@ class ModelChoice:
 
     label: str
     path: Path
-    styles: tuple[str, ...]  # rows of its style table, in order, without the identity row
+    styles: tuple[str, ...]  # rows of its style table, in order
     origin: str  # "bundled" | "yours"
-    identity: str | None = None  # the identity row's name: the model takes a strength
 
     @property
     def multi_style(self) -> bool:
@@ -47,13 +45,9 @@ class Catalog:
         return self.models[label]
 
 
-def _styles_of(path: Path) -> tuple[tuple[str, ...], str | None]:
-    """(the styles to offer, the identity row's name or None)."""
+def _styles_of(path: Path) -> tuple[str, ...]:
     network, meta = load_stylizer(path)
-    rows = style_table(meta, network.num_styles)
-    identity = identity_row(rows)
-    styles = tuple(str(row["name"]) for index, row in enumerate(rows) if index != identity)
-    return styles, (str(rows[identity]["name"]) if identity is not None else None)
+    return tuple(str(row["name"]) for row in style_table(meta, network.num_styles))
 
 
 def build_catalog(models_dir: Path | None) -> Catalog:
@@ -63,8 +57,7 @@ def build_catalog(models_dir: Path | None) -> Catalog:
     for name in BUNDLED_NETWORKS:
         path = bundled_network_path(name)
         if path is not None:
-            styles, identity = _styles_of(path)
-            catalog.models[name] = ModelChoice(name, path, styles, "bundled", identity)
+            catalog.models[name] = ModelChoice(name, path, _styles_of(path), "bundled")
     for style in list_styles():
         catalog.models[style.name] = ModelChoice(style.name, style.path, (style.name,), "bundled")
     if models_dir is not None and models_dir.is_dir():
@@ -72,11 +65,11 @@ def build_catalog(models_dir: Path | None) -> Catalog:
             if path.name.startswith("."):  # a partial file of a copy in progress
                 continue
             try:
-                styles, identity = _styles_of(path)
+                styles = _styles_of(path)
             except (ModelFileError, OSError, RuntimeError, ValueError) as error:
                 catalog.skipped[path.name] = " ".join(str(error).split())
                 continue
-            catalog.models[path.name] = ModelChoice(path.name, path, styles, "yours", identity)
+            catalog.models[path.name] = ModelChoice(path.name, path, styles, "yours")
     return catalog
 
 

@@ -83,7 +83,7 @@ class StyleSettings:
     style: str | None = None  # None: a single-style model's only style
     max_side: int | None = None  # None: keep the input size
     precision: str = "auto"
-    strength: float | None = None  # 0..1 toward the model's identity row; None: the full style
+    strength: float | None = None  # 0..1: cross-faded with the input; None: the full style
 
     @property
     def label(self) -> str:

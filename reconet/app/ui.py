@@ -101,21 +101,18 @@ class App:
                 if name and name != NO_BLEND and name not in choice.styles:
                     raise ValueError(f"{choice.label} has no style {name!r}; its styles: {', '.join(choice.styles)}")
             spec = blend_spec(style, None if blend == NO_BLEND else blend, float(weight or 0.0))
-        amount = None
-        if choice.identity is not None and strength is not None and float(strength) < 1.0:
-            amount = float(strength)
-            if not 0.0 <= amount <= 1.0:
-                raise ValueError(f"strength must be in [0, 1], got {strength}")
-        return StyleSettings(choice.path, spec, SIZES[size], precision, amount)
+        amount = 1.0 if strength is None else float(strength)
+        if not 0.0 <= amount <= 1.0:
+            raise ValueError(f"strength must be in [0, 1], got {strength}")
+        return StyleSettings(choice.path, spec, SIZES[size], precision, None if amount == 1.0 else amount)
 
-    def style_updates(self, model: str) -> tuple[dict, dict, dict, dict]:
+    def style_updates(self, model: str) -> tuple[dict, dict, dict]:
         choice = self.choice(model)
         styles = list(choice.styles)
         return (
             gr.update(choices=styles, value=styles[0], interactive=choice.multi_style),
             gr.update(choices=[NO_BLEND, *styles], value=NO_BLEND, visible=choice.multi_style),
             gr.update(value=0.0, visible=choice.multi_style),
-            gr.update(value=1.0, visible=choice.identity is not None),
         )
 
     # ---------------------------------------------------------------- stylize
@@ -274,8 +271,7 @@ def build_ui(app: App) -> gr.Blocks:
                     value=1.0,
                     step=0.05,
                     label="Strength",
-                    info="0: the photo as it is, 1: the full style",
-                    visible=app.catalog.get(default).identity is not None,
+                    info="0: the input as it is, 1: the full style",
                 )
             with gr.Row():
                 size = gr.Dropdown(list(SIZES), value=DEFAULT_SIZE, label="Size (longer side)")
@@ -362,7 +358,7 @@ def build_ui(app: App) -> gr.Blocks:
 
         # ---------------------------------------------------------------- wiring
         handler = _page_errors
-        model.change(handler(app.style_updates), model, [style, blend, weight, strength], api_visibility="private")
+        model.change(handler(app.style_updates), model, [style, blend, weight], api_visibility="private")
 
         def refreshed():
             app.refresh()

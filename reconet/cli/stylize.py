@@ -126,8 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--strength",
         type=_unit_float,
         metavar="S",
-        help="how much of the style, 0..1 (default 1): 0 is the unstylized look; needs a multi-style "
-        "--model with an identity row (the bundled multistyle has one; docs/pretrained.md)",
+        help="how much of the style, 0..1 (default 1): the stylized frames cross-faded with the input, "
+        "0 = the input unchanged (docs/inference.md)",
     )
     parser.add_argument(
         "--list-styles",
@@ -233,8 +233,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         except UnknownStyleError as error:
             print(f"{PROG}: error: {error}", file=sys.stderr)
             return EXIT_USAGE
-    if args.strength is not None and args.model_style is None:
-        parser.error("--strength needs a multi-style model and its style: --model M --style NAME --strength S")
     # one_line_warnings restores filters and showwarning on return, so calling main()
     # in-process (tests, notebooks) leaves no trace; --debug shows warnings as Python does.
     with one_line_warnings(PROG) if not args.debug else warnings.catch_warnings():

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["StyleSpecError", "identity_row", "parse_style_mix", "select_style", "with_strength"]
+__all__ = ["StyleSpecError", "parse_style_mix", "select_style"]
 
 
 class StyleSpecError(ValueError):
@@ -52,52 +52,17 @@ def parse_style_mix(spec: str, names: Sequence[str]) -> torch.Tensor:
     return weights / total
 
 
-def identity_row(rows: Sequence[dict]) -> int | None:
-    """The row of a style table trained to reproduce its input (``experiment=add_identity``), if any."""
-    for index, row in enumerate(rows):
-        if row.get("identity"):
-            return index
-    return None
-
-
-def with_strength(mixing: torch.Tensor, strength: float, identity: int) -> torch.Tensor:
-    """Mixing weights ``strength`` of the way from the identity row to ``mixing``: 0 is the
-    network's reproduction of the input, 1 the full style. Interpolating the conditional-norm
-    rows (as blends do) rather than the output pixels keeps brushwork whole at every strength:
-    a pixel cross-fade overlays a faded painting on a sharp photo."""
-    if not 0.0 <= float(strength) <= 1.0:
-        raise StyleSpecError(f"strength must be in [0, 1], got {strength}")
-    toward = torch.zeros_like(mixing)
-    toward[identity] = 1.0
-    return float(strength) * mixing + (1.0 - float(strength)) * toward
-
-
-def select_style(model, meta: dict, spec: str | None, where: str = "model", strength: float | None = None) -> tuple:
+def select_style(model, meta: dict, spec: str | None, where: str = "model") -> tuple:
     """(single-style network, meta) for style ``spec`` of ``model`` (a
     :class:`~reconet.models.reconet.ReCoNet`) whose style table is in ``meta``.
 
     A multi-style network needs a spec (the error lists its styles); a single-style one accepts
     none or its own name. The meta of the result records the mix as ``{"style": spec,
-    "style_mix": {name: weight}}``. ``strength`` (0..1, None = 1) moves toward the model's
-    identity row (:func:`with_strength`); a model without one cannot take it.
+    "style_mix": {name: weight}}``.
     """
     from reconet.models.artifact import style_table
 
-    rows = style_table(meta, model.num_styles)
-    names = [row["name"] for row in rows]
-    if strength is not None and float(strength) != 1.0:
-        identity = identity_row(rows)
-        if identity is None:
-            raise StyleSpecError(
-                f"{where} has no identity row, so it cannot take a strength: add one with "
-                "reconet-train experiment=add_identity init_from=<model> (docs/training.md)"
-            )
-        if spec is None:
-            raise StyleSpecError(f"{where}: a strength needs a style (--style NAME or a blend)")
-        mixing = with_strength(parse_style_mix(spec, names), float(strength), identity)
-        chosen = {name: round(float(w), 6) for name, w in zip(names, mixing) if w > 0}
-        meta = {**meta, "style": spec, "strength": float(strength), "style_mix": chosen}
-        return model.for_style(mixing), meta
+    names = [row["name"] for row in style_table(meta, model.num_styles)]
     if spec is None:
         if model.num_styles > 1:
             raise StyleSpecError(

@@ -79,7 +79,6 @@ def build_added_style(cfg: DictConfig, styles: list[StyleSpec]) -> tuple[torch.n
     from reconet.models.artifact import load_stylizer, style_table
     from reconet.models.conditional_norm import ConditionalInstanceNorm2d
     from reconet.models.pretrained import resolve_model
-    from reconet.models.style_mix import identity_row
     from reconet.training.callbacks import file_sha256
 
     source = OmegaConf.select(cfg, "init_from")
@@ -91,8 +90,6 @@ def build_added_style(cfg: DictConfig, styles: list[StyleSpec]) -> tuple[torch.n
         start, meta = load_stylizer(resolve_model(str(source)))
     table = style_table(meta, start.num_styles)
     new = styles[0]
-    if OmegaConf.select(cfg, "identity_row") and identity_row(table) is not None:
-        raise ConfigError(f"add_identity: {str(source)} already has an identity row ({table[identity_row(table)]['name']!r})")
     if new.name in {row["name"] for row in table}:
         raise ConfigError(f"add_style: {str(source)} already holds a style named {new.name!r} (set style.name=...)")
     row = start.num_styles
@@ -106,12 +103,6 @@ def build_added_style(cfg: DictConfig, styles: list[StyleSpec]) -> tuple[torch.n
                 parameter.requires_grad_(True)
                 parameter.register_hook(lambda grad, mask=keep_old: grad * mask.to(grad))
     loss_cfg = OmegaConf.select(cfg, "loss") or {}
-    if OmegaConf.select(cfg, "identity_row"):
-        if OmegaConf.select(loss_cfg, "beta") != 0:
-            raise ConfigError("identity_row=true trains with no style term: set loss.beta=0 (experiment=add_identity does)")
-        # no painting: the row reproduces its input (what --strength 0 shows)
-        table.append({"name": new.name, "identity": True, "style_image": None, "scale": 0.0, "added_to": str(source)})
-        return network, table
     table.append(
         {
             "name": new.name,
@@ -300,8 +291,6 @@ def prepare(cfg: DictConfig) -> TrainingRun:
     output_dir = Path(str(select_required(cfg, "output_dir")))
     ckpt_path = OmegaConf.select(cfg, "ckpt_path")
     added_table = None
-    if OmegaConf.select(cfg, "identity_row") and not OmegaConf.select(cfg, "add_style"):
-        raise ConfigError("identity_row=true adds a row to init_from: use experiment=add_identity (add_style=true)")
     if OmegaConf.select(cfg, "add_style"):
         network, added_table = build_added_style(cfg, styles)
     else:

@@ -164,35 +164,19 @@ def test_app_usage_errors_are_one_line(args: list[str], message: str, capsys) ->
     assert message in capsys.readouterr().err.strip()
 
 
-def _with_identity_row(tmp_path: Path) -> Path:
-    from reconet.models import load_stylizer, save_artifact
-    from reconet.models.artifact import style_table
-
-    network, meta = load_stylizer(bundled_network_path("multistyle"))
-    rows = [row for row in style_table(meta, network.num_styles) if not row.get("identity")]
-    grown = network.with_styles(len(rows) + 1)  # the new row starts from the mean: fine for the catalog
-    table = [*rows, {"name": "original", "identity": True, "style_image": None}]
-    return save_artifact(tmp_path / "with_identity.pt", grown, {**meta, "styles": table})
-
-
-def test_an_identity_row_is_a_strength_slider_not_a_style(tmp_path: Path) -> None:
+def test_the_strength_slider_reaches_the_stylizer(tmp_path: Path) -> None:
     pytest.importorskip("gradio")
     from reconet.app.ui import App
 
-    _with_identity_row(tmp_path)
     app = App(Workspace(tmp_path / "ws"), tmp_path)
     try:
-        choice = app.catalog.get("with_identity.pt")
-        assert choice.identity == "original" and "original" not in choice.styles
-        assert choice.styles == tuple(n for n in app.catalog.get("multistyle").styles if n != "original")
-        assert app.settings("with_identity.pt", choice.styles[0], "(none)", 0.0, 0.4, "360 px", "fp32").strength == 0.4
-        assert app.settings("with_identity.pt", choice.styles[0], "(none)", 0.0, 1.0, "360 px", "fp32").strength is None
-        assert app.settings("multistyle", "candy", "(none)", 0.0, 0.4, "360 px", "fp32").strength == (
-            0.4 if app.catalog.get("multistyle").identity else None
-        )
-        updates = app.style_updates("with_identity.pt")
-        assert updates[3]["visible"] is True and updates[3]["value"] == 1.0
-        assert app.style_updates("candy")[3]["visible"] is False
+        assert app.settings("multistyle", "candy", "(none)", 0.0, 0.4, "360 px", "fp32").strength == 0.4
+        assert app.settings("candy", "candy", "(none)", 0.0, 1.0, "360 px", "fp32").strength is None
+        with pytest.raises(ValueError, match="strength must be in"):
+            app.settings("candy", "candy", "(none)", 0.0, 1.5, "360 px", "fp32")
+        _, stylized = preview_first_frame(PHOTO, app.settings("candy", "candy", "(none)", 0.0, 0.0, "360 px", "fp32"))
+        first, _ = preview_first_frame(PHOTO, app.settings("candy", "candy", "(none)", 0.0, 1.0, "360 px", "fp32"))
+        assert np.abs(stylized.astype(int) - first.astype(int)).max() <= 1  # strength 0: the input
     finally:
         app.workspace.remove()
 

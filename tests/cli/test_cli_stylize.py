@@ -6,7 +6,6 @@ Stream facts are measured with plain PyAV here; expected counts come from the sa
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -517,42 +516,34 @@ def test_list_styles_of_a_model(three_styles: Path, capsys) -> None:
     assert [line.split()[1] for line in lines[2:]] == ["udnie", "wave"]
 
 
-@pytest.fixture(scope="module")
-def with_identity(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    rows = [{"name": "udnie"}, {"name": "wave"}, {"name": "original", "identity": True}]
-    return multi_style_model(tmp_path_factory.mktemp("identity") / "ident.pt", rows, seed=4)
-
-
-def test_strength_mixes_the_style_with_the_identity_row(with_identity: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("model", ["three", "candy"])
+def test_strength_cross_fades_the_style_with_the_input(three_styles: Path, tmp_path: Path, model: str) -> None:
     from reconet.image import load_image, tensor_to_uint8
-    from reconet.models import load_stylizer
+    from reconet.inference.stylizer import load
 
     photo = photo_file(tmp_path / "in.png")
-    model, _ = load_stylizer(with_identity)
     x = load_image(photo)[None]
-    for strength, mix in (("1", [0, 1, 0]), ("0.25", [0, 0.25, 0.75]), ("0", [0, 0, 1])):
+    from reconet.models.pretrained import pretrained_path
+
+    choice = ["--model", three_styles, "--style", "wave"] if model == "three" else ["--style", "candy"]
+    path = three_styles if model == "three" else pretrained_path("candy")
+    full = load(path, precision="fp32", compile=False, style="wave" if model == "three" else None)(x)
+    for strength in ("1", "0.25", "0"):
         out = tmp_path / f"s{strength}.png"
-        args = ["--model", with_identity, "--style", "wave", "--strength", strength, "--precision", "fp32"]
-        assert stylize(photo, out, *args) == 0
-        with torch.no_grad():
-            expected = tensor_to_uint8(model(x, style=mix).output[0])
+        assert stylize(photo, out, *choice, "--strength", strength, "--precision", "fp32") == 0
+        expected = tensor_to_uint8((float(strength) * full + (1 - float(strength)) * x)[0])
         assert np.abs(np.asarray(Image.open(out)).astype(int) - expected).max() <= 1, strength
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "s0.png")), np.asarray(Image.open(photo)))
 
 
 @pytest.mark.parametrize(
-    ("args", "code", "message"),
-    [
-        (["--style", "candy", "--strength", "0.5"], 2, "--strength needs a multi-style model and its style"),
-        (["--model", "M", "--style", "wave", "--strength", "1.5"], 2, "must be in [0, 1], got 1.5"),
-        (["--model", "M", "--style", "wave", "--strength", "x"], 2, "not a number: 'x'"),
-        (["--model", "THREE", "--style", "wave", "--strength", "0.5"], 1, "has no identity row, so it cannot take a strength"),
-    ],
+    ("value", "message"),
+    [("1.5", "must be in [0, 1], got 1.5"), ("-0.1", "must be in [0, 1], got -0.1"), ("x", "not a number: 'x'"), ("nan", "must be in [0, 1]")],
 )
-def test_bad_strengths_are_one_line_errors(with_identity, three_styles, tmp_path, capsys, args, code, message) -> None:
+def test_bad_strengths_are_usage_errors(tmp_path, capsys, value, message) -> None:
     photo = photo_file(tmp_path / "in.png")
-    args = [str(with_identity) if a == "M" else str(three_styles) if a == "THREE" else a for a in args]
-    with pytest.raises(SystemExit) if code == 2 else contextlib.nullcontext() as caught:
-        result = stylize(photo, tmp_path / "out.png", *args)
-    assert (caught.value.code if code == 2 else result) == code
+    with pytest.raises(SystemExit) as caught:
+        stylize(photo, tmp_path / "out.png", "--style", "candy", "--strength", value)
+    assert caught.value.code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out.png").exists()

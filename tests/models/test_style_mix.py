@@ -61,17 +61,3 @@ def test_a_single_style_model_accepts_only_its_own_name():
     assert select_style(model, {"style": "candy"}, "candy")[0] is model
     with pytest.raises(StyleSpecError, match="this model's styles: candy"):
         select_style(model, {"style": "candy"}, "wave")
-
-
-def test_strength_interpolates_toward_the_identity_row() -> None:
-    from reconet.models.style_mix import identity_row, with_strength
-
-    rows = [{"name": "a"}, {"name": "b"}, {"name": "original", "identity": True}]
-    assert identity_row(rows) == 2 and identity_row(rows[:2]) is None
-    mixing = torch.tensor([0.6, 0.4, 0.0])
-    assert torch.allclose(with_strength(mixing, 1.0, 2), mixing)
-    assert torch.allclose(with_strength(mixing, 0.0, 2), torch.tensor([0.0, 0.0, 1.0]))
-    assert torch.allclose(with_strength(mixing, 0.25, 2), torch.tensor([0.15, 0.1, 0.75]))
-    for bad in (-0.1, 1.5, float("nan")):
-        with pytest.raises(StyleSpecError, match="strength must be in"):
-            with_strength(mixing, bad, 2)

@@ -74,8 +74,7 @@ def test_every_group_option_composes(group):
     for option in options(group):
         cfg = compose_train("output_dir=unused", f"{group}={option}")
         OmegaConf.to_container(cfg.model, resolve=True)
-        # add_identity's row is not a painting: it is named for what it shows
-        assert cfg.style.name == ("original" if (group, option) == ("experiment", "add_identity") else "candy")
+        assert cfg.style.name == "candy"
 
 
 GROUPS = ["model", "loss", "optimizer", "scheduler", "trainer", "logger", "callbacks", "experiment", "debug", "data"]
@@ -87,7 +86,6 @@ NEEDS = {
     ("trainer", "ddp"): lambda data, tmp: ["trainer.accelerator=cpu"],
     # a new style added to a bundled (single-style) model: grown to two rows
     ("experiment", "add_style"): lambda data, tmp: ["init_from=candy", "style=udnie"],
-    ("experiment", "add_identity"): lambda data, tmp: ["init_from=candy"],  # candy plus its identity row
     ("trainer", "gpu"): lambda data, tmp: ["trainer.accelerator=cpu"],
     ("data", "sintel"): lambda data, tmp: [f"data.root={data / 'sintel'}", *SINTEL_SAMPLE],
     ("data", "flyingchairs"): lambda data, tmp: [
