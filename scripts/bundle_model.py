@@ -64,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--artifact", type=Path, help="the artifact to bundle (default RUN_DIR/stylizer.pt)")
     parser.add_argument("--measured", type=Path, help="multi-style: scripts/measure_multistyle.py's JSON")
     parser.add_argument("--command", help="the training command as the model card states it (default: the run's overrides)")
+    parser.add_argument(
+        "--init-from",
+        help="multi-style: what each style row's init_from says (default: as trained, which may be a local path)",
+    )
     args = parser.parse_args(argv)
 
     network, meta = load_stylizer(args.artifact or args.run_dir / "stylizer.pt")
@@ -84,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     if network.num_styles > 1:
         measured = json.loads(args.measured.read_text())["styles"] if args.measured else {}
         card_meta["style"] = None
-        card_meta["styles"] = [{**row, "measured": measured.get(row["name"], {})} for row in meta["styles"]]
+        started = {"init_from": args.init_from} if args.init_from else {}
+        card_meta["styles"] = [{**row, **started, "measured": measured.get(row["name"], {})} for row in meta["styles"]]
         save_artifact(destination, network, card_meta, dtype=torch.float16)
         size = destination.stat().st_size
         print(f"wrote {destination} ({size / 1e6:.2f} MB, {network.num_styles} styles, step {meta['global_step']})", file=sys.stderr)
