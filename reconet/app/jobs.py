@@ -7,8 +7,8 @@ with its frame rate, timing and audio; images as PNG): no second implementation.
 (:mod:`reconet.app.ui`) only turns their results and errors into components.
 
 Every file the app makes lives under one :class:`Workspace` folder, removed when the app stops;
-a job's scratch files are removed when the job ends, its result when it is older than
-``keep_seconds`` or the app stops.
+a job's result goes when it is older than ``keep_seconds`` or the app stops. A job that fails
+leaves nothing: the writers put a file in place only when it is complete.
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +32,7 @@ Progress = Callable[[int, "int | None"], None]  # (frames done, frames expected 
 
 
 class Workspace:
-    """The app's own temporary folder: uploads (Gradio's cache), job scratch and results."""
+    """The app's own temporary folder: uploads (Gradio's cache), add-a-style runs and results."""
 
     def __init__(self, root: Path | None = None, keep_seconds: float = 3600.0):
         self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="reconet-app-"))
@@ -44,16 +43,6 @@ class Workspace:
     @property
     def uploads(self) -> Path:
         return self.root / "uploads"
-
-    @contextmanager
-    def job(self) -> Iterator[Path]:
-        """A fresh scratch folder for one job, removed when the job ends (however it ends)."""
-        folder = self.root / "jobs" / uuid.uuid4().hex[:12]
-        folder.mkdir(parents=True)
-        try:
-            yield folder
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
 
     def result_dir(self) -> Path:
         """A new folder for one job's downloadable result; results older than keep_seconds go."""
@@ -179,7 +168,6 @@ class Comparison:
 def compare_models(
     clip: str | Path,
     out_dir: Path,
-    scratch: Path,
     first: StyleSettings,
     second: StyleSettings,
     *,
@@ -227,7 +215,6 @@ def compare_models(
             rows.append(_row("input", entries["input"]["aggregate"]))
         label = f"{settings.model.name}" + (f" @ {settings.style}" if settings.style else "")
         rows.append(_row(f"{tag}: {label}", entries[tag]["aggregate"]))
-    del scratch  # evaluation keeps nothing on disk
     return Comparison((videos[0], videos[1]), rows)
 
 

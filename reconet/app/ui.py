@@ -62,10 +62,9 @@ def _page_errors(fn: Callable) -> Callable:
 class App:
     """The app's state: the model catalog, the workspace and the add-a-style job."""
 
-    def __init__(self, workspace: Workspace, models_dir: Path, max_upload_mb: int = 500):
+    def __init__(self, workspace: Workspace, models_dir: Path):
         self.workspace = workspace
         self.models_dir = Path(models_dir)
-        self.max_upload_mb = max_upload_mb
         self.catalog: Catalog = build_catalog(self.models_dir)
         self.training = AddStyleJob(workspace.root, self.models_dir)
         self._webcam_lock = threading.Lock()
@@ -121,7 +120,7 @@ class App:
         if not video:
             raise gr.Error("upload a video first")
         started = time.perf_counter()
-        original, stylized = preview_first_frame(video, self.settings(model, style, blend, weight, strength, size, precision))
+        _, stylized = preview_first_frame(video, self.settings(model, style, blend, weight, strength, size, precision))
         note = f"first frame in {time.perf_counter() - started:.1f} s ({stylized.shape[1]}x{stylized.shape[0]})"
         return stylized, note
 
@@ -173,17 +172,15 @@ class App:
             raise gr.Error("upload a clip first")
         first = self.settings(model_a, style_a, NO_BLEND, 0.0, 1.0, size, "fp32")
         second = self.settings(model_b, style_b, NO_BLEND, 0.0, 1.0, size, "fp32")
-        with self.workspace.job() as scratch:
-            steps = iter(range(1, 5))
-            result = compare_models(
-                clip,
-                self.workspace.result_dir(),
-                scratch,
-                first,
-                second,
-                max_frames=int(frames),
-                on_step=lambda text: progress((next(steps, 4), 4), desc=text),
-            )
+        steps = iter(range(1, 5))
+        result = compare_models(
+            clip,
+            self.workspace.result_dir(),
+            first,
+            second,
+            max_frames=int(frames),
+            on_step=lambda text: progress((next(steps, 4), 4), desc=text),
+        )
         table = [[row["run"], _fmt(row["temporal error (x input)"]), _fmt(row["temporal error"], ".2e"), _fmt(row["content structure"]), row["pairs"]] for row in result.rows]
         return str(result.videos[0]), str(result.videos[1]), table
 

@@ -93,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         from reconet.app.ui import App, build_ui
 
-        app = App(workspace, Path(args.models).expanduser(), max_upload_mb=args.max_upload_mb)
+        app = App(workspace, Path(args.models).expanduser())
         demo = build_ui(app)
         demo.queue(default_concurrency_limit=1, max_size=32)
         _, url, _ = demo.launch(
