@@ -76,8 +76,7 @@ class StyleSettings:
 
     @property
     def label(self) -> str:
-        name = self.style or self.model.stem
-        return "".join(c if c.isalnum() or c in "-_" else "-" for c in name)[:60]
+        return _file_safe(self.style or self.model.stem)
 
 
 @dataclass
@@ -87,6 +86,11 @@ class StylizeResult:
     frames: int
     summary: str  # RunStats.summary(): frames, sizes and speeds
     precision_note: str | None = None
+
+
+def _file_safe(name: str) -> str:
+    """``name`` as a piece of a file name: letters, digits, '-' and '_' (a blend's ':' and ',' become '-')."""
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in name)[:60]
 
 
 def input_kind(path: str | Path) -> str:
@@ -146,7 +150,7 @@ def stylize_file(
     from reconet.inference import pipeline
 
     kind = input_kind(input_path)
-    stem = "".join(c if c.isalnum() or c in "-_" else "-" for c in Path(input_path).stem)[:60] or "input"
+    stem = _file_safe(Path(input_path).stem) or "input"
     dest = out_dir / f"{stem}_{settings.label}{'.mp4' if kind == 'video' else '.png'}"
     with media.open_frames(input_path, size=_size(settings), max_frames=max_frames) as source:
         pipeline.check_frame_size(source)

@@ -248,14 +248,9 @@ class AddStyleJob:
 
 def stylize_preview(model: Path, style: str) -> np.ndarray:
     """The bundled preview photo in ``style`` of ``model``, (H, W, 3) uint8 at PREVIEW_SIDE."""
-    import reconet.media as media
-    from reconet.image import tensor_to_uint8, uint8_to_tensor
-    from reconet.inference.stylizer import load
+    from reconet.app.jobs import StyleSettings, preview_first_frame
 
-    with media.open_frames(asset_path(PREVIEW_PHOTO), size=media.SizeSpec(max_side=PREVIEW_SIDE)) as source:
-        frame = next(iter(source.frames()))
-    stylizer = load(model, precision="fp32", style=style, expected_frames=1)
-    return tensor_to_uint8(stylizer(uint8_to_tensor(frame.image).unsqueeze(0)))[0]
+    return preview_first_frame(asset_path(PREVIEW_PHOTO), StyleSettings(model, style, PREVIEW_SIDE, "fp32"))[1]
 
 
 def _stop_group(process: subprocess.Popen) -> None:

@@ -22,12 +22,14 @@ from typing import Any
 
 import gradio as gr
 import numpy as np
-import torch
 
 from reconet.app.catalog import Catalog, blend_spec, build_catalog, check_style_name
 from reconet.app.jobs import StyleSettings, Workspace, compare_models, preview_first_frame, stylize_file
 from reconet.app.training import AddStyleJob
+from reconet.cli.common import one_line
 from reconet.image import tensor_to_uint8, uint8_to_tensor
+from reconet.media import SizeSpec
+from reconet.media.sizes import resize_uint8
 
 SIZES = {"original size": None, "1080 px": 1080, "720 px": 720, "480 px": 480, "360 px": 360}
 DEFAULT_SIZE = "480 px"
@@ -35,13 +37,6 @@ PRECISIONS = ["auto", "fp32", "bf16"]
 NO_BLEND = "(none)"
 DEFAULT_MODEL = "multistyle"
 CPU_QUEUE = "cpu"  # one stylization (or preview, or comparison) at a time
-
-
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    if isinstance(error, FileNotFoundError) and error.filename and str(error.filename) not in text:
-        text = f"{error.filename}: {text}"
-    return text or type(error).__name__
 
 
 def _page_errors(fn: Callable) -> Callable:
@@ -54,7 +49,7 @@ def _page_errors(fn: Callable) -> Callable:
         except gr.Error:
             raise
         except Exception as error:  # bad uploads, unreadable models, full disks: all one line
-            raise gr.Error(_one_line(error), print_exception=False) from None
+            raise gr.Error(one_line(error), print_exception=False) from None
 
     return wrapper
 
@@ -157,13 +152,10 @@ class App:
                 )
                 self._webcam = (key, stylizer)
             stylizer = self._webcam[1]
-            x = uint8_to_tensor(np.ascontiguousarray(frame[..., :3])).unsqueeze(0)  # (1, 3, H, W)
-            height, width = x.shape[-2:]
-            if settings.max_side and max(height, width) > settings.max_side:  # the size control, as for clips
-                scale = settings.max_side / max(height, width)
-                size = (max(8, round(height * scale)), max(8, round(width * scale)))
-                x = torch.nn.functional.interpolate(x, size=size, mode="area")
-            return tensor_to_uint8(stylizer(x))[0]
+            image = np.ascontiguousarray(frame[..., :3])  # (H, W, 3): RGBA from some browsers
+            # the size control, exactly as reconet-stylize's webcam source applies it
+            image = resize_uint8(image, SizeSpec(max_side=settings.max_side).resolve(image.shape[1], image.shape[0]))
+            return tensor_to_uint8(stylizer(uint8_to_tensor(image).unsqueeze(0)))[0]
 
     # ---------------------------------------------------------------- compare
 

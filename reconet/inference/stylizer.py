@@ -219,7 +219,10 @@ class WithStrength(Stylizer):
         self.stylizer.synchronize()
 
     def __getattr__(self, name: str) -> Any:  # precision_choice and the like, from the stylizer
-        return getattr(self.__dict__["stylizer"], name)
+        inner = self.__dict__.get("stylizer")
+        if inner is None:  # not yet built (copy, pickle)
+            raise AttributeError(name)
+        return getattr(inner, name)
 
 
 class TorchStylizer(Stylizer):
@@ -540,23 +543,8 @@ def load(
     then the single-style network of that mix. ``strength`` (0..1, None = 1) cross-fades the
     stylized frames with the input (:class:`WithStrength`): 0 is the input unchanged.
     """
-    if strength is not None:
-        if not 0.0 <= float(strength) <= 1.0:  # also refuses NaN
-            raise ValueError(f"strength must be in [0, 1], got {strength}")
-        inner = load(
-            path,
-            device=device,
-            backend=backend,
-            precision=precision,
-            half=half,
-            channels_last=channels_last,
-            accelerate=accelerate,
-            compile=compile,
-            threads=threads,
-            expected_frames=expected_frames,
-            style=style,
-        )
-        return inner if float(strength) == 1.0 else WithStrength(inner, float(strength))
+    if strength is not None and not 0.0 <= float(strength) <= 1.0:  # also refuses NaN
+        raise ValueError(f"strength must be in [0, 1], got {strength}")
     path = Path(path)
     if backend not in ("auto", "torch", "onnx"):
         raise ValueError(f"backend must be auto, torch or onnx, got {backend!r}")
@@ -570,7 +558,7 @@ def load(
             raise FileNotFoundError(f"model file not found: {path}")
         if style is not None:
             raise ValueError(f"{path}: an exported ONNX model holds the one style it was exported with; --style needs the .pt model")
-        return OnnxStylizer(path, device=device, threads=threads, meta={"source": str(path)})
+        return _with_strength(OnnxStylizer(path, device=device, threads=threads, meta={"source": str(path)}), strength)
     target = resolve_device(device) if backend != "onnx" else torch.device("cpu")
     model, meta = load_stylizer(path, map_location="cpu")
     model, meta = select_style(model, meta, style, where=str(path))
@@ -580,14 +568,14 @@ def load(
         if backend == "onnx" and not _onnxruntime_available():
             backend = "torch"
     if backend == "onnx":
-        return OnnxStylizer(model_to_onnx_bytes(model), device=device, threads=threads, meta=meta)
+        return _with_strength(OnnxStylizer(model_to_onnx_bytes(model), device=device, threads=threads, meta=meta), strength)
     tune = expected_frames is None or expected_frames >= TUNE_MIN_FRAMES
     if compile is None:
         if on_cpu and CPU_DEFAULTS["compile"] == "auto":
             compile = expected_frames is not None and expected_frames >= COMPILE_MIN_FRAMES
         else:
             compile = bool(CPU_DEFAULTS["compile"]) if on_cpu else False
-    return TorchStylizer(
+    stylizer = TorchStylizer(
         model,
         device=target,
         precision=precision,
@@ -599,6 +587,11 @@ def load(
         threads=threads,
         meta=meta,
     )
+    return _with_strength(stylizer, strength)
+
+
+def _with_strength(stylizer: Stylizer, strength: float | None) -> Stylizer:
+    return stylizer if strength is None or float(strength) == 1.0 else WithStrength(stylizer, float(strength))
 
 
 def _onnxruntime_available() -> bool:
