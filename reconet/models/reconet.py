@@ -3,16 +3,21 @@ Transfer Network", ACCV 2018).
 
 Images in and out are RGB float in [0, 1], shaped (B, 3, H, W), like everywhere in reconet.
 
-Architecture (widths c1, c2, c3 and N residual blocks are configurable; the paper preset is
-48/96/192 with N = 4)::
+Architecture (widths c1, c2, c3, N residual blocks and the outer kernel k are configurable; the
+paper preset is 48/96/192 with N = 4 and k = 9)::
 
-    encoder: reflect-pad conv 9x9 s1 (3 -> c1)   + norm + ReLU     # (B, c1, H,   W)
+    encoder: reflect-pad conv kxk s1 (3 -> c1)   + norm + ReLU     # (B, c1, H,   W)
              reflect-pad conv 3x3 s2 (c1 -> c2)  + norm + ReLU     # (B, c2, H/2, W/2)
              reflect-pad conv 3x3 s2 (c2 -> c3)  + norm + ReLU     # (B, c3, H/4, W/4)
              N x residual block: x + norm(conv(ReLU(norm(conv(x)))))
     decoder: 2 x [nearest upsample x2 -> reflect-pad conv 3x3 -> norm -> ReLU]
              (c3 -> c2 at H/2, then c2 -> c1 at H)
-             reflect-pad conv 9x9 (c1 -> 3) -> sigmoid             # (B, 3, H, W) in (0, 1)
+             reflect-pad conv kxk (c1 -> 3) -> sigmoid             # (B, 3, H, W) in (0, 1)
+
+The two kxk layers are the only full-resolution layers that touch RGB; at k = 9 they are a sixth
+of the tiny preset's work. The ``fast`` preset (k = 3, 16/32/48, N = 2) is the CPU-first design of
+docs/models.md: at 640x360 its time is dominated by memory passes over full-resolution maps, not by
+multiply-adds, so it is thin at full resolution.
 
 Nearest-neighbour upsampling followed by a convolution is used instead of transposed
 convolutions because it avoids checkerboard artifacts (Odena et al., Distill 2016), as the
@@ -91,7 +96,8 @@ def _presets() -> dict[str, dict[str, Any]]:
     blocks, small 32/64/128 with 5, tiny 24/48/96 with 3): the configs are their one source."""
     presets = {}
     for name, option in config_defaults("model").items():
-        settings = {key: option[key] for key in ("channels", "num_residual_blocks", "norm") if key in option}
+        keys = ("channels", "num_residual_blocks", "norm", "outer_kernel")
+        settings = {key: option[key] for key in keys if key in option}
         settings["channels"] = tuple(settings["channels"])
         presets[name] = settings
     return presets
@@ -186,6 +192,8 @@ class ReCoNet(nn.Module):
             :class:`~reconet.models.conditional_norm.ConditionalInstanceNorm2d` with one
             (gamma, beta) row per style (Dumoulin et al., ICLR 2017); ``forward`` then takes the
             style. 1 (default) is the single-style network, with the same parameter names.
+        outer_kernel: kernel size (odd) of the first and the last convolution, the two
+            full-resolution layers on RGB: 9 in the paper, 3 in the CPU-first ``fast`` preset.
     """
 
     def __init__(
@@ -194,6 +202,7 @@ class ReCoNet(nn.Module):
         num_residual_blocks: int = 4,
         norm: str = "instance",
         num_styles: int = 1,
+        outer_kernel: int = 9,
     ) -> None:
         super().__init__()
         channels = tuple(channels)
@@ -207,6 +216,9 @@ class ReCoNet(nn.Module):
             raise ValueError(f"num_styles must be an int >= 1, got {num_styles!r}")
         if num_styles > 1 and norm != "instance":
             raise ValueError(f"several styles need conditional instance norm (norm='instance'), got norm={norm!r}")
+        if isinstance(outer_kernel, bool) or not isinstance(outer_kernel, int) or outer_kernel < 1 or outer_kernel % 2 == 0:
+            raise ValueError(f"outer_kernel must be an odd int >= 1, got {outer_kernel!r}")
+        self._outer_kernel = outer_kernel
         self._channels = channels
         self._num_residual_blocks = num_residual_blocks
         self._norm = norm
@@ -217,7 +229,7 @@ class ReCoNet(nn.Module):
         c1, c2, c3 = channels
 
         encoder: OrderedDict[str, nn.Module] = OrderedDict(
-            conv1=_ConvNormReLU(3, c1, 9, norm_layer),  # (B, c1, H, W)
+            conv1=_ConvNormReLU(3, c1, outer_kernel, norm_layer),  # (B, c1, H, W)
             conv2=_ConvNormReLU(c1, c2, 3, norm_layer, stride=2),  # (B, c2, H/2, W/2)
             conv3=_ConvNormReLU(c2, c3, 3, norm_layer, stride=2),  # (B, c3, H/4, W/4)
         )
@@ -230,7 +242,7 @@ class ReCoNet(nn.Module):
                 up1=_ConvNormReLU(c3, c2, 3, norm_layer, upsample=True),  # (B, c2, H/2, W/2)
                 up2=_ConvNormReLU(c2, c1, 3, norm_layer, upsample=True),  # (B, c1, H, W)
                 layout=_ChannelsLastForBackward(),  # no parameters: checkpoints are unchanged
-                output=_conv(c1, 3, 9),  # (B, 3, H, W), unbounded
+                output=_conv(c1, 3, outer_kernel),  # (B, 3, H, W), unbounded
                 activation=nn.Sigmoid(),  # (B, 3, H, W) in (0, 1)
             )
         )
@@ -238,7 +250,8 @@ class ReCoNet(nn.Module):
     @property
     def config(self) -> dict[str, Any]:
         """JSON-able constructor arguments: ``ReCoNet(**model.config)`` rebuilds the architecture.
-        ``num_styles`` appears only when above 1, so single-style configs read as before."""
+        ``num_styles`` appears only when above 1 and ``outer_kernel`` only when not 9, so the
+        configs of earlier artifacts read as before."""
         config: dict[str, Any] = {
             "channels": list(self._channels),
             "num_residual_blocks": self._num_residual_blocks,
@@ -246,6 +259,8 @@ class ReCoNet(nn.Module):
         }
         if self.num_styles > 1:
             config["num_styles"] = self.num_styles
+        if self._outer_kernel != 9:
+            config["outer_kernel"] = self._outer_kernel
         return config
 
     def style_mixing(self, style: int | Sequence[float] | torch.Tensor | None, batch: int) -> torch.Tensor | None:
@@ -333,7 +348,7 @@ class ReCoNet(nn.Module):
         ``self(x, style=style)`` computes (to float rounding), as a plain network that tuned
         kernels, precision islands, compiling and export handle like any single-style one."""
         mixing = self.style_mixing(style, 1)
-        single = ReCoNet(self._channels, self._num_residual_blocks, self._norm)
+        single = ReCoNet(self._channels, self._num_residual_blocks, self._norm, outer_kernel=self._outer_kernel)
         state = {}
         for key, value in self.state_dict().items():
             if mixing is not None and value.ndim == 2 and key.endswith(("norm.weight", "norm.bias", "norm2.weight", "norm2.bias")):
@@ -348,7 +363,9 @@ class ReCoNet(nn.Module):
         their mean, a neutral start for a new style)."""
         if num_styles < self.num_styles:
             raise ValueError(f"cannot shrink {self.num_styles} styles to {num_styles}")
-        grown = ReCoNet(self._channels, self._num_residual_blocks, self._norm, num_styles=num_styles)
+        grown = ReCoNet(
+            self._channels, self._num_residual_blocks, self._norm, num_styles=num_styles, outer_kernel=self._outer_kernel
+        )
         old = self.num_styles
         mixing = torch.full((old,), 1.0 / old) if init is None else torch.as_tensor(init, dtype=torch.float32)
         if mixing.shape != (old,):

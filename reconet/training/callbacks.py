@@ -326,10 +326,16 @@ def artifact_meta(trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[st
         "epoch": int(trainer.current_epoch),
         "loss_network": (loss.get("network") or {}).get("used"),
     }
-    added = run.get("style_table")
-    if added:  # add_style: the source's rows unchanged, the new row trained to this step
+    table = run.get("style_table")
+    if table and loss.get("kind") == "distill":  # the teacher's rows, every one trained to this step
+        meta["styles"] = [{**row, "global_step": int(trainer.global_step)} for row in table]
+        single = len(table) == 1
+        meta["style"] = table[0]["name"] if single else None
+        meta["style_image"] = table[0].get("style_image") if single else None
+        return meta
+    if table:  # add_style: the source's rows unchanged, the new row trained to this step
         meta["style"] = meta["style_image"] = None
-        meta["styles"] = [dict(row) for row in added]
+        meta["styles"] = [dict(row) for row in table]
         meta["styles"][-1]["global_step"] = int(trainer.global_step)
         return meta
     styles = {name: entry for name, entry in (run.get("styles") or {}).items() if entry is not None}

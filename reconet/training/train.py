@@ -57,18 +57,58 @@ class TrainingRun:
 
 
 # -- builders --------------------------------------------------------------------------------
-def build_network(cfg: DictConfig, styles: list[StyleSpec] | None = None) -> torch.nn.Module:
+def build_network(cfg: DictConfig, styles: list[StyleSpec] | list[str] | None = None) -> torch.nn.Module:
     """The stylization network, instantiated from ``model`` (its ``_target_`` and settings), with
-    one conditional-norm row per style when there are several, and started from ``init_from``'s
-    weights when that is set."""
+    one conditional-norm row per style (specs or names) when there are several, and started from
+    ``init_from``'s weights when that is set."""
     model = select_required(cfg, "model")
     extra = {"num_styles": len(styles)} if styles and len(styles) > 1 else {}
     with stage(f"model (preset {model.get('preset')!r})"):
         network = instantiate(model, _convert_="all", **extra)
     init_from = OmegaConf.select(cfg, "init_from")
     if init_from is not None:
-        network = _initialized(network, str(init_from), [s.name for s in styles or []])
+        names = [s if isinstance(s, str) else s.name for s in styles or []]
+        network = _initialized(network, str(init_from), names)
     return network
+
+
+def build_distillation(cfg: DictConfig) -> tuple[torch.nn.Module, list[dict[str, Any]]]:
+    """``loss=distill``: the objective (:class:`reconet.losses.distill.DistillationLoss`) around
+    the teacher ``loss.teacher`` (a bundled style or network name, or an artifact file) and the
+    student's style table: one row per teacher style in ``loss.styles`` (default: all of them),
+    each the teacher's row plus where it was distilled from."""
+    from reconet.losses.distill import DistillationLoss
+    from reconet.models.artifact import load_stylizer, style_table
+    from reconet.models.pretrained import resolve_model
+
+    loss_cfg = OmegaConf.to_container(select_required(cfg, "loss"), resolve=True)
+    teacher_name = loss_cfg.pop("teacher", None)
+    if teacher_name is None:
+        raise ConfigError("loss=distill needs a teacher: teacher=<a bundled style or network name, or an artifact file>")
+    wanted = loss_cfg.pop("styles", None)
+    loss_cfg.pop("kind", None)
+    with stage(f"teacher {teacher_name}"):
+        teacher, meta = load_stylizer(resolve_model(str(teacher_name)))
+    table = style_table(meta, teacher.num_styles)
+    names = [row["name"] for row in table]
+    if wanted is None:
+        rows = list(range(len(names)))
+    else:
+        wanted = [wanted] if isinstance(wanted, str) else list(wanted)
+        unknown = [name for name in wanted if name not in names]
+        if unknown or not wanted:
+            raise ConfigError(f"teacher_styles: {unknown or wanted} not among the teacher's styles {names}")
+        rows = [names.index(name) for name in wanted]
+    source = Path(str(teacher_name)).name
+    student_table = [{**table[row], "distilled_from": source, "teacher_row": row} for row in rows]
+    with stage("loss"):
+        objective = DistillationLoss(
+            teacher,
+            rows if teacher.num_styles > 1 else None,
+            names=[names[row] for row in rows],
+            **loss_cfg,
+        )
+    return objective, student_table
 
 
 def build_added_style(cfg: DictConfig, styles: list[StyleSpec]) -> tuple[torch.nn.Module, list[dict[str, Any]]]:
@@ -291,7 +331,12 @@ def prepare(cfg: DictConfig) -> TrainingRun:
     output_dir = Path(str(select_required(cfg, "output_dir")))
     ckpt_path = OmegaConf.select(cfg, "ckpt_path")
     added_table = None
-    if OmegaConf.select(cfg, "add_style"):
+    distill = OmegaConf.select(cfg, "loss.kind") == "distill"
+    if distill:
+        objective, distilled_table = build_distillation(cfg)
+        used = {"name": "distill", "teacher": str(OmegaConf.select(cfg, "loss.teacher"))}
+        network = build_network(cfg, [row["name"] for row in distilled_table])
+    elif OmegaConf.select(cfg, "add_style"):
         network, added_table = build_added_style(cfg, styles)
     else:
         network = build_network(cfg, styles)
@@ -303,8 +348,9 @@ def prepare(cfg: DictConfig) -> TrainingRun:
     if optimizer is None:
         raise ConfigError("optimizer is not set")
     scheduler = _partial(cfg, "scheduler")
-    objective, used = build_loss(cfg, styles)
-    check_frame_size(cfg, objective.loss_network)
+    if not distill:
+        objective, used = build_loss(cfg, styles)
+        check_frame_size(cfg, objective.loss_network)
 
     with stage("config"):
         # The precision actually used is what the resolved config records.
@@ -319,9 +365,12 @@ def prepare(cfg: DictConfig) -> TrainingRun:
             ),
         )
         resolved = OmegaConf.to_container(cfg, resolve=True)
-    resolved["loss"]["network"]["used"] = used
+    if not distill:
+        resolved["loss"]["network"]["used"] = used
     if added_table is not None:
         resolved["style_table"] = added_table  # the artifact's table: source rows + the new one
+    if distill:
+        resolved["style_table"] = distilled_table  # the teacher's rows the student learns
     _write_yaml(output_dir / RESOLVED_CONFIG_NAME, resolved)
 
     module = ReCoNetModule(

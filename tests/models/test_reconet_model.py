@@ -17,15 +17,18 @@ from reconet.models import PRESETS, ReCoNet, ReCoNetOutput, build_reconet
 from reconet.models.complexity import conv_macs, conv_macs_per_frame
 
 # Values stated in the project's technical notes for each preset (widths, residual blocks):
-# parameters in millions and GMAC per 640x360 frame.
+# parameters in millions and GMAC per 640x360 frame; fast (docs/models.md) is the CPU-first design
+# with 3x3 outer layers and a budget of 8 GFLOP = 4 GMAC per 640x360 frame.
 NOTES = {
     "paper": ((48, 96, 192), 4, 3.10, 67.5),
     "small": ((32, 64, 128), 5, 1.68, 35.4),
     "tiny": ((24, 48, 96), 3, 0.62, 15.8),
+    "fast": ((16, 32, 48), 2, 0.12, 3.7),
 }
+OUTER_KERNEL = {"fast": 3}  # the others: 9
 
 
-def expected_parameters(c1: int, c2: int, c3: int, blocks: int) -> int:
+def expected_parameters(c1: int, c2: int, c3: int, blocks: int, k: int = 9) -> int:
     """Hand count: conv = k*k*in*out weights + out biases; affine instance norm = 2 per channel."""
 
     def conv(i: int, o: int, k: int) -> int:
@@ -34,23 +37,23 @@ def expected_parameters(c1: int, c2: int, c3: int, blocks: int) -> int:
     def norm(c: int) -> int:
         return 2 * c
 
-    encoder = conv(3, c1, 9) + norm(c1) + conv(c1, c2, 3) + norm(c2) + conv(c2, c3, 3) + norm(c3)
+    encoder = conv(3, c1, k) + norm(c1) + conv(c1, c2, 3) + norm(c2) + conv(c2, c3, 3) + norm(c3)
     residual = blocks * 2 * (conv(c3, c3, 3) + norm(c3))
-    decoder = conv(c3, c2, 3) + norm(c2) + conv(c2, c1, 3) + norm(c1) + conv(c1, 3, 9)
+    decoder = conv(c3, c2, 3) + norm(c2) + conv(c2, c1, 3) + norm(c1) + conv(c1, 3, k)
     return encoder + residual + decoder
 
 
-def expected_macs(c1: int, c2: int, c3: int, blocks: int, height: int, width: int) -> int:
+def expected_macs(c1: int, c2: int, c3: int, blocks: int, height: int, width: int, k: int = 9) -> int:
     """Hand count for H, W multiples of 4: MACs = pixels_out * C_in * C_out * k * k per conv."""
     full, half, quarter = height * width, (height // 2) * (width // 2), (height // 4) * (width // 4)
     return (
-        full * 3 * c1 * 81  # 9x9 input conv
+        full * 3 * c1 * k * k  # kxk input conv
         + half * c1 * c2 * 9  # stride-2 conv
         + quarter * c2 * c3 * 9  # stride-2 conv
         + blocks * 2 * quarter * c3 * c3 * 9  # residual blocks
         + half * c3 * c2 * 9  # upsample conv 1
         + full * c2 * c1 * 9  # upsample conv 2
-        + full * c1 * 3 * 81  # 9x9 output conv
+        + full * c1 * 3 * k * k  # kxk output conv
     )
 
 
@@ -58,8 +61,10 @@ def expected_macs(c1: int, c2: int, c3: int, blocks: int, height: int, width: in
 def test_preset_parameter_counts_match_hand_formula_and_notes(preset: str) -> None:
     channels, blocks, notes_millions, _ = NOTES[preset]
     model = build_reconet(preset)
-    assert model.config == {"channels": list(channels), "num_residual_blocks": blocks, "norm": "instance"}
-    expected = expected_parameters(*channels, blocks)
+    k = OUTER_KERNEL.get(preset, 9)
+    outer = {"outer_kernel": k} if k != 9 else {}  # written only when not the paper's 9
+    assert model.config == {"channels": list(channels), "num_residual_blocks": blocks, "norm": "instance", **outer}
+    expected = expected_parameters(*channels, blocks, k)
     assert sum(p.numel() for p in model.parameters()) == expected
     assert round(expected / 1e6, 2) == notes_millions
 
@@ -67,9 +72,36 @@ def test_preset_parameter_counts_match_hand_formula_and_notes(preset: str) -> No
 @pytest.mark.parametrize("preset", sorted(NOTES))
 def test_preset_macs_per_640x360_frame_match_hand_formula_and_notes(preset: str) -> None:
     channels, blocks, _, notes_gmac = NOTES[preset]
-    expected = expected_macs(*channels, blocks, 360, 640)
+    expected = expected_macs(*channels, blocks, 360, 640, OUTER_KERNEL.get(preset, 9))
     assert conv_macs_per_frame(build_reconet(preset), 360, 640) == expected
     assert round(expected / 1e9, 1) == notes_gmac
+
+
+def test_the_fast_preset_fits_the_cpu_budget_of_8_gflop_per_640x360_frame() -> None:
+    fast = conv_macs_per_frame(build_reconet("fast"), 360, 640)
+    assert 2 * fast <= 8e9
+    assert conv_macs_per_frame(build_reconet("tiny"), 360, 640) > 4 * fast  # under a quarter of tiny's work
+
+
+@pytest.mark.parametrize("size", [(5, 5), (33, 47), (360, 640)])
+def test_the_fast_preset_keeps_any_size_range_and_feature_grid(size: tuple[int, int]) -> None:
+    model = build_reconet("fast").eval()
+    with torch.no_grad():
+        result = model(torch.rand(1, 3, *size))
+    assert result.output.shape == (1, 3, *size)
+    assert result.features.shape == (1, 48, math.ceil(size[0] / 4), math.ceil(size[1] / 4))
+    assert 0 <= float(result.output.min()) and float(result.output.max()) <= 1
+
+
+def test_outer_kernel_survives_styles_blends_and_growing() -> None:
+    model = build_reconet("fast", num_styles=3)
+    assert model.encoder.conv1.conv.kernel_size == (3, 3) and model.decoder.output.conv.kernel_size == (3, 3)
+    assert model.for_style(1).config["outer_kernel"] == 3
+    assert model.with_styles(4).config == {**model.config, "num_styles": 4}
+    assert ReCoNet(**build_reconet("fast").config).config == build_reconet("fast").config
+    for bad in (4, 0, True):
+        with pytest.raises(ValueError, match="outer_kernel must be an odd int"):
+            ReCoNet(outer_kernel=bad)
 
 
 def test_mac_counter_agrees_with_torch_flop_counter_on_padded_input() -> None:
@@ -189,10 +221,10 @@ def test_config_is_json_and_rebuilds_the_same_network() -> None:
 
 
 def test_presets_and_overrides() -> None:
-    assert set(PRESETS) == {"paper", "small", "tiny"}
+    assert set(PRESETS) == {"paper", "small", "tiny", "fast"}
     assert build_reconet().config == ReCoNet().config  # paper is the default
     assert build_reconet("tiny", channels=(8, 16, 32)).config["channels"] == [8, 16, 32]
-    with pytest.raises(ValueError, match="paper.*small.*tiny"):
+    with pytest.raises(ValueError, match="fast.*paper.*small.*tiny"):
         build_reconet("huge")
 
 
@@ -227,10 +259,11 @@ def test_presets_are_the_model_configs():
 
     folder = Path(__file__).resolve().parents[2] / "reconet" / "conf" / "model"
     configs = {path.stem: yaml.safe_load(path.read_text()) for path in folder.glob("*.yaml")}
-    assert set(PRESETS) == set(configs) == {"paper", "small", "tiny"}
+    assert set(PRESETS) == set(configs) == {"paper", "small", "tiny", "fast"}
     for name, config in configs.items():
         model = build_reconet(name)
         assert model.config["channels"] == list(config["channels"])
         assert model.config["num_residual_blocks"] == config["num_residual_blocks"]
+        assert model.encoder.conv1.conv.kernel_size[0] == config.get("outer_kernel", 9)
     # the paper's network has ~3.1 M parameters (docs/training.md)
     assert 3.0e6 < sum(p.numel() for p in build_reconet("paper").parameters()) < 3.2e6
