@@ -25,19 +25,26 @@ import torch
 
 __all__ = [
     "FORCE_NATIVE_BF16_ENV",
+    "FORCE_NATIVE_INT8_ENV",
     "NATIVE_BF16_FLAGS",
+    "NATIVE_INT8_FLAGS",
     "cpu_features",
     "cpu_model_name",
     "describe_device",
     "forced_native_bf16",
     "native_bf16",
     "native_bf16_cpu",
+    "native_int8_cpu",
     "nnpack_available",
 ]
 
 # CPU flags (Linux /proc/cpuinfo names) that mean bf16 matrix products run in hardware.
 NATIVE_BF16_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
 FORCE_NATIVE_BF16_ENV = "RECONET_NATIVE_BF16"
+# CPU flags that mean int8 dot products run in hardware (VNNI: 4 int8 products summed into an
+# int32 per instruction; AMX-INT8: whole tiles). Without them oneDNN still runs int8, slower.
+NATIVE_INT8_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
+FORCE_NATIVE_INT8_ENV = "RECONET_NATIVE_INT8"
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
@@ -72,21 +79,22 @@ def cpu_model_name() -> str:
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
-def forced_native_bf16() -> bool | None:
-    """``RECONET_NATIVE_BF16`` as a bool, or None when unset (detect from the flags).
+def forced_native_bf16(variable: str = FORCE_NATIVE_BF16_ENV) -> bool | None:
+    """``RECONET_NATIVE_BF16`` (or another such switch) as a bool, or None when unset (detect
+    from the flags).
 
     Raises:
         ValueError: a value that is neither true-ish nor false-ish (a typo must not silently
             test the other branch).
     """
-    value = os.environ.get(FORCE_NATIVE_BF16_ENV, "").strip().lower()
+    value = os.environ.get(variable, "").strip().lower()
     if not value:
         return None
     if value in _TRUE:
         return True
     if value in _FALSE:
         return False
-    raise ValueError(f"{FORCE_NATIVE_BF16_ENV} must be 1 or 0, got {value!r}")
+    raise ValueError(f"{variable} must be 1 or 0, got {value!r}")
 
 
 def native_bf16_cpu(features: frozenset[str] | None = None) -> bool:
@@ -101,6 +109,17 @@ def native_bf16_cpu(features: frozenset[str] | None = None) -> bool:
             return forced
         features = cpu_features()
     return bool(NATIVE_BF16_FLAGS & features)
+
+
+def native_int8_cpu(features: frozenset[str] | None = None) -> bool:
+    """Whether this CPU has int8 dot-product units (AVX512-VNNI, AVX-VNNI or AMX-INT8); like
+    :func:`native_bf16_cpu`, ``RECONET_NATIVE_INT8=1``/``0`` overrides the flags of this CPU."""
+    if features is None:
+        forced = forced_native_bf16(FORCE_NATIVE_INT8_ENV)
+        if forced is not None:
+            return forced
+        features = cpu_features()
+    return bool(NATIVE_INT8_FLAGS & features)
 
 
 def native_bf16(device: torch.device) -> bool:
@@ -123,7 +142,8 @@ def nnpack_available() -> bool:
 
 def describe_device(device: torch.device | str) -> str:
     """What a measurement ran on: ``cuda:0 (<GPU name>)`` or ``cpu (<model>; <avx/amx flags>;
-    native bf16 | bf16 emulated)``, for the header of every benchmark and report."""
+    native int8 | int8 emulated; native bf16 | bf16 emulated)``, for the header of every
+    benchmark and report."""
     device = torch.device(device)
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
@@ -132,4 +152,5 @@ def describe_device(device: torch.device | str) -> str:
     bf16 = "native bf16" if native_bf16_cpu() else "bf16 emulated"
     if forced is not None:
         bf16 += f" (forced by {FORCE_NATIVE_BF16_ENV}={int(forced)})"
-    return f"{device} ({cpu_model_name()}; {flags}; {bf16})"
+    int8 = "native int8" if native_int8_cpu() else "int8 emulated"
+    return f"{device} ({cpu_model_name()}; {flags}; {int8}; {bf16})"

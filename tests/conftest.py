@@ -80,6 +80,17 @@ def require_onnx():
     return importlib.import_module("onnxruntime")
 
 
+def require_int8():
+    """torchao (the ``[int8]`` extra, in the README's test command), or fail in CI / skip elsewhere."""
+    try:
+        return importlib.import_module("torchao")
+    except ImportError:
+        message = "needs torchao (reconet[int8])"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
 def _sample_data_root() -> Path:
     env = os.environ.get("RECONET_SAMPLE_DATA")
     return Path(env) if env else PROJECT_ROOT.parent / "shared" / "data"
@@ -198,6 +209,16 @@ def _own_cache_dir(tmp_path_factory, monkeypatch) -> None:
     monkeypatch.setenv("RECONET_CACHE_DIR", str(tmp_path_factory.mktemp("reconet-cache")))
     monkeypatch.delenv("RECONET_KERNEL_CACHE", raising=False)
     monkeypatch.delenv("RECONET_TUNING_CACHE", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _int8_candidate_off_unless_asked(monkeypatch) -> None:
+    """auto's int8 candidate (compiled CPU jobs on VNNI/AMX-INT8 machines) is tested in
+    tests/inference/test_int8.py, which forces it on; elsewhere it is off, so that a compiled
+    ``auto`` run is compared with fp32 at the float precisions' bars on every machine.
+    ``RECONET_NATIVE_INT8=1 python -m pytest`` runs the whole suite with it."""
+    if "RECONET_NATIVE_INT8" not in os.environ:
+        monkeypatch.setenv("RECONET_NATIVE_INT8", "0")
 
 
 def force_native_bf16(monkeypatch: pytest.MonkeyPatch, native: bool) -> None:

@@ -158,10 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
     device.add_argument(
         "--precision",
         default="auto",
-        choices=("auto", "fp32", "bf16", "fp16"),
+        choices=("auto", "fp32", "bf16", "fp16", "int8"),
         help="arithmetic of the model (auto: fp16 on CUDA; on a CPU with AMX/AVX512-BF16 the faster of "
-        "fp32 and bf16, timed on the first frames once per machine and cached; else fp32); "
-        "normalization and the output layer stay fp32",
+        "fp32 and bf16, timed on the first frames once per machine and cached; else fp32; for compiled "
+        "jobs on a CPU with VNNI/AMX-INT8 and the [int8] extra, also int8 when it is faster and within "
+        "38 dB). int8: convolutions quantized on the first frames (CPU, needs pip install 'reconet[int8]'); "
+        "normalization and the output layer stay in higher precision",
     )
     device.add_argument("--fp32", action="store_true", help="same as --precision fp32")
     device.add_argument("--threads", type=_positive_int, help="CPU threads for the model (default: all cores)")

@@ -53,6 +53,8 @@ from reconet.inference.precision import (
     resolve_precision,
     to_precision,
 )
+from reconet.hardware import native_int8_cpu
+from reconet.inference.quantize import INT8_MIN_PSNR, Int8Network, calibration_frames, int8_unavailable, quantize_int8
 from reconet.models.artifact import ModelFileError, load_stylizer
 from reconet.models.reconet import MIN_INPUT_SIZE, OutputModel, ReCoNet
 from reconet.models.style_mix import select_style
@@ -259,6 +261,18 @@ class TorchStylizer(Stylizer):
         cuda = self.device.type == "cuda"
         if half is not None:
             precision = "fp16" if half else "fp32"
+        # int8 (reconet.inference.quantize) is calibrated on the job's first frames, so it is
+        # built on the first batch: explicitly asked for, or in auto as a candidate measured
+        # against the float choice where it can pay (int8 units, compiled long jobs).
+        self._int8: str | None = None
+        if precision == "int8":
+            reason = int8_unavailable(self.device)
+            if reason is not None:
+                raise ValueError(reason)
+            self._int8, precision = "explicit", "fp32"
+        elif precision == "auto" and compile and not cuda and native_int8_cpu() and int8_unavailable(self.device) is None:
+            self._int8 = "auto"
+        self._precompiled = False  # the int8 network is compiled by quantize_int8 itself
         dtype = resolve_precision(precision, self.device)
         # auto with a choice to make (fp32 or bf16 on a native-bf16 CPU): start as the reference
         # (fp32) and measure the others on the first batch (:meth:`_choose_precision`).
@@ -281,7 +295,7 @@ class TorchStylizer(Stylizer):
         self._use(self._build(dtype))
         # One-off work in the first call(s): kernel tuning, the auto precision measurement,
         # cuDNN autotuning; compiling in the second.
-        first_call_setup = self.accelerated or cuda or bool(self._auto_choices)
+        first_call_setup = self.accelerated or cuda or bool(self._auto_choices) or self._int8 is not None
         self.warmup_calls = (1 if first_call_setup else 0) + (1 if compile else 0)
 
     def _build(self, dtype: torch.dtype) -> _Network:
@@ -308,7 +322,9 @@ class TorchStylizer(Stylizer):
         self.memory_format = network.memory_format
         self.channels_last = network.memory_format == torch.channels_last
         self.accelerated = network.accelerated
-        dtype_name = str(network.dtype).replace("torch.", "")
+        dtype_name = "int8" if isinstance(network.model, Int8Network) else str(network.dtype).replace("torch.", "")
+        if self._int8 is not None:
+            dtype_name += " or int8"
         if self._auto_choices:
             dtype_name = "auto: " + " or ".join(str(d).replace("torch.", "") for d in (self.dtype, *self._auto_choices))
         elif self.precision_choice is not None:
@@ -319,7 +335,7 @@ class TorchStylizer(Stylizer):
             str(self.device),
             dtype_name,
             self.channels_last,
-            self.compile,
+            self.compile or self._precompiled,
             None if cuda else torch.get_num_threads(),
             self.accelerated,
         )
@@ -350,6 +366,39 @@ class TorchStylizer(Stylizer):
         )
         self._auto_choices = ()
         self._use(networks[PRECISIONS[self.precision_choice.name]])
+
+    def _setup_int8(self, batch: torch.Tensor) -> None:
+        """First batch with int8 pending: quantize on it (and bundled photos), then use int8 --
+        asked for explicitly, or in auto when it meets :data:`INT8_MIN_PSNR` dB against the float
+        network chosen so far and is faster than it, both compiled (int8 only pays compiled);
+        the choice is cached per machine, weights and shape like the float one."""
+        mode, self._int8 = self._int8, None
+        key = precision_key(self._source, tuple(batch.shape)) + "|int8"
+        cache = TuningCache.default()
+        float_name = "fp32" if self.dtype == torch.float32 else _PRECISION_NAMES[self.dtype]
+        cached = cache.get(key) if cache is not None and mode == "auto" else None
+        if mode == "auto" and (cached == float_name or (cached is None and not self.tune)):
+            self._use(_Network(self.model, self.dtype, self.memory_format, self.accelerated))
+            return
+        int8 = quantize_int8(self._source.cpu(), calibration_frames(batch.cpu()))
+        if mode == "auto" and cached != "int8":
+            x = batch.to(dtype=self.dtype, memory_format=self.memory_format)
+            self._run(x)
+            self._run(x)  # the float network compiled too, before anything is timed
+            self.precision_choice = choose_fastest(
+                {float_name: lambda: self._run(x).float(), "int8": lambda: int8(batch)},
+                reference=float_name,
+                parity=lambda expected, got: (value := psnr(expected, got), value >= INT8_MIN_PSNR),
+                key=key,
+                cache=cache,
+            )
+            if self.precision_choice.name != "int8":
+                self._use(_Network(self.model, self.dtype, self.memory_format, self.accelerated))
+                return
+        elif mode == "auto":
+            self.precision_choice = Choice("int8", "cached")
+        self._precompiled, self.compile, self._compiled = True, False, None
+        self._use(_Network(int8, torch.float32, torch.contiguous_format, False))
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
         if self.tile is not None:
@@ -389,6 +438,8 @@ class TorchStylizer(Stylizer):
         self._check(batch)
         if self._auto_choices:
             self._choose_precision(batch)
+        if self._int8 is not None:
+            self._setup_int8(batch)
         x = batch.to(self.device, non_blocking=True).to(dtype=self.dtype, memory_format=self.memory_format)
         try:
             y = self._run(x)
