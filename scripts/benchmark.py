@@ -18,6 +18,12 @@ Sections (one run, so every ratio compares measurements taken side by side):
    precision column says what it chose, and the lines below it what it measured); GFLOP/frame from conv
    hooks; on CPU, efficiency = fps x GFLOP/frame / SGEMM GFLOP/s (SGEMM measured in this run).
    With --device cuda: the GPU's name, and rows for fp16 (the default), fp32 and bf16.
+2b. Runtimes side by side (CPU): one network (default: the fast preset, bundled fast weights when
+   present) at one size on real frames, run by reconet (fp32 tuned + compiled, bf16 compiled, int8
+   compiled) and by what a user would pick instead: ONNX Runtime fp32 and int8 (static QDQ
+   quantization calibrated on the same frames, the RGB layers kept float as reconet does) and
+   OpenVINO fp32, bf16 and int8 (the same QDQ model) where installed. Each row: fps, PSNR against
+   reconet's fp32 output, and efficiency against the measured fp32, bf16 and int8 matrix rates.
 3. End to end on a sample clip (decode -> stylize -> encode, reconet.inference.pipeline) vs the
    same stylizer on the same frames already in memory, alternating, and their ratio.
 4. Without a GPU: expected GPU numbers from the FLOP count (not measurements).
@@ -42,7 +48,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402
 
 from reconet.hardware import describe_device  # noqa: E402
-from reconet.inference.benchmark import Sgemm, gflop_per_frame, interleaved  # noqa: E402
+from reconet.inference.benchmark import SGEMM_SIZE, Sgemm, gflop_per_frame, interleaved  # noqa: E402
 from reconet.inference.stylizer import (  # noqa: E402
     OnnxStylizer,
     TorchStylizer,
@@ -68,6 +74,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=None, help="timed rounds per measurement (default 3)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: PyTorch's, all cores)")
     parser.add_argument("--skip-variants", action="store_true", help="skip section 1")
+    parser.add_argument("--skip-runtimes", action="store_true", help="skip section 2b (runtimes side by side)")
+    parser.add_argument("--runtimes-preset", default="fast", help="network of section 2b (default: fast)")
+    parser.add_argument(
+        "--runtimes-model",
+        default=None,
+        help="artifact for section 2b (default: the bundled fast network if present, else random weights)",
+    )
     parser.add_argument("--variants-preset", default="paper", help="network of section 1 (default: paper)")
     parser.add_argument("--variants-size", default="640x360", help="WxH of section 1 (default: 640x360)")
     parser.add_argument("--no-compile", action="store_true", help="never torch.compile (faster start, slower run)")
@@ -158,6 +171,139 @@ def variants_section(
             f"   {name:38s} {fps:7.3f} {1000 * timing.best:9.0f} {fps * gflop / sgemm.best:12.0%} "
             f"{fps * gflop / bf16_gemm.best:12.0%}   ({1000 * timing.median:.0f})"
         )
+    line()
+
+
+def _gemm_rates(rounds: int = 3) -> dict[str, float]:
+    """Best GOP/s of a 2048^3 matrix product in fp32, bf16 and int8 (``torch._int_mm``)."""
+    rates = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        gemm = Sgemm("cpu", dtype=dtype)
+        for _ in range(rounds):
+            gemm.measure()
+        rates[name] = gemm.best
+    a = torch.randint(-64, 64, (SGEMM_SIZE, SGEMM_SIZE), dtype=torch.int8)
+    b = torch.randint(-64, 64, (SGEMM_SIZE, SGEMM_SIZE), dtype=torch.int8)
+    best = float("inf")
+    for _ in range(rounds + 1):
+        start = time.perf_counter()
+        torch._int_mm(a, b)
+        best = min(best, time.perf_counter() - start)
+    rates["int8"] = 2 * SGEMM_SIZE**3 / best / 1e9
+    return rates
+
+
+def _real_frames(width: int, height: int, count: int = 5) -> torch.Tensor:
+    """Bundled photos (real content) resized to cover and centre-cropped: (count, 3, H, W)."""
+    from reconet.inference.quantize import calibration_frames
+
+    return torch.cat(calibration_frames(torch.empty(0, 3, height, width), photos=count))
+
+
+def _ort_int8(onnx_path: Path, int8_path: Path, frames: torch.Tensor) -> None:
+    """ONNX Runtime's static quantization (QDQ, per-channel int8 weights, uint8 activations) of
+    every convolution but the first and the last (the RGB layers, float as in reconet's int8)."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    convs = [node.name for node in onnx.load(str(onnx_path)).graph.node if node.op_type == "Conv"]
+
+    class Frames(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter([{"input": frame[None].numpy()} for frame in frames])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    quantize_static(
+        str(onnx_path), str(int8_path), Frames(), quant_format=QuantFormat.QDQ, op_types_to_quantize=["Conv"],
+        nodes_to_exclude=[convs[0], convs[-1]], per_channel=True,
+        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+    )  # fmt: skip
+
+
+def runtimes_section(
+    preset: str, model_path: str | None, size: str, rounds: int, threads: int, allow_compile: bool
+) -> None:
+    from reconet.hardware import native_bf16_cpu
+    from reconet.inference.precision import psnr
+    from reconet.inference.quantize import int8_unavailable
+    from reconet.models.artifact import load_stylizer
+    from reconet.models.pretrained import bundled_network_path
+
+    width, height = SIZES.get(size) or tuple(int(v) for v in size.lower().split("x"))
+    source = "random weights"
+    path = Path(model_path) if model_path else bundled_network_path(preset)
+    if path is not None and path.is_file():
+        model, _ = load_stylizer(path)
+        model = model.for_style(0) if model.num_styles > 1 else model
+        source = path.name + (" (style 0)" if model.num_styles > 1 else "")
+    else:
+        model = build_reconet(preset)
+    model = model.eval()
+    frames = _real_frames(width, height)
+    x, calibration = frames[:1], frames[1:]
+    gflop = gflop_per_frame(model, height, width)
+    line(f"2b. Runtimes side by side: {preset} ({source}) at {width}x{height}, batch 1, {gflop:.2f} GFLOP/frame, "
+         f"{threads} threads, real frames (bundled photos)")  # fmt: skip
+    runners: dict[str, tuple[str, object]] = {}  # name -> (precision, callable on (1, 3, H, W))
+    runners["reconet fp32 (tuned + compile)"] = ("fp32", TorchStylizer(model, device="cpu", precision="fp32", compile=allow_compile))
+    runners["reconet bf16 (compile)"] = ("bf16", TorchStylizer(model, device="cpu", precision="bf16", compile=allow_compile))
+    if int8_unavailable(torch.device("cpu")) is None:
+        runners["reconet int8 (compiled)"] = ("int8", TorchStylizer(model, device="cpu", precision="int8"))
+    else:
+        line(f"   (reconet int8: {int8_unavailable(torch.device('cpu'))})")
+    with tempfile.TemporaryDirectory() as folder:
+        onnx_path, int8_path = Path(folder) / "model.onnx", Path(folder) / "model_int8.onnx"
+        try:
+            import onnxruntime as ort
+
+            onnx_path.write_bytes(model_to_onnx_bytes(model))
+            _ort_int8(onnx_path, int8_path, calibration)
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = threads
+            for name, file, precision in (("ONNX Runtime fp32", onnx_path, "fp32"), ("ONNX Runtime int8 (QDQ)", int8_path, "int8")):
+                session = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
+                runners[name] = (precision, lambda frame, s=session: torch.from_numpy(s.run(None, {"input": frame.numpy()})[0]))
+        except ImportError:
+            line("   (ONNX Runtime rows: pip install 'reconet[onnx]')")
+        try:
+            import openvino as ov
+
+            core = ov.Core()
+            variants = [("OpenVINO fp32", onnx_path, "f32", "fp32")]
+            if native_bf16_cpu():
+                variants.append(("OpenVINO bf16", onnx_path, "bf16", "bf16"))
+            variants.append(("OpenVINO int8 (QDQ)", int8_path, "bf16" if native_bf16_cpu() else "f32", "int8"))
+            for name, file, hint, precision in variants:
+                if not file.is_file():
+                    continue
+                compiled = core.compile_model(
+                    core.read_model(str(file)),
+                    "CPU",
+                    {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"},
+                )
+                request = compiled.create_infer_request()
+                runners[name] = (precision, lambda frame, r=request: torch.from_numpy(r.infer({0: frame.numpy()})[0].copy()))
+        except ImportError:
+            line("   (OpenVINO rows: pip install openvino)")
+        with torch.no_grad():
+            reference = model(x).output
+        quality = {}
+        for name, (_, run) in runners.items():
+            seconds = warm(lambda r=run: r(x), calls=3)  # tuning, quantizing, compiling
+            quality[name] = psnr(reference, run(x))
+            line(f"   warm-up {name:34s} {seconds:6.1f} s")
+        timings = interleaved({name: (lambda r=run: r(x)) for name, (_, run) in runners.items()}, max(rounds, 5))
+    rates = _gemm_rates()
+    line("   matrix multiply (2048^3, best of 3): " + ", ".join(f"{k} {v:.0f} G{'OP' if k == 'int8' else 'FLOP'}/s" for k, v in rates.items()))
+    line(f"   {'runtime':36s} {'fps':>7s} {'ms':>6s} {'PSNR vs fp32':>12s} {'vs fp32 GEMM':>12s} {'vs bf16 GEMM':>12s} {'vs int8 GEMM':>12s}")
+    for name, timing in sorted(timings.items(), key=lambda kv: kv[1].best):
+        fps = 1 / timing.best
+        work = fps * gflop
+        shown = "exact" if quality[name] == float("inf") else f"{quality[name]:.1f} dB"
+        line(f"   {name:36s} {fps:7.1f} {1000 * timing.best:6.1f} {shown:>12s} "
+             f"{work / rates['fp32']:12.0%} {work / rates['bf16']:12.0%} {work / rates['int8']:12.0%}")  # fmt: skip
     line()
 
 
@@ -291,6 +437,8 @@ def main(argv: list[str] | None = None) -> int:
     sgemm.measure()
     if device.type == "cpu" and not args.skip_variants:
         variants_section(rounds, sgemm, threads, not args.no_compile, args.variants_preset, args.variants_size)
+    if device.type == "cpu" and not args.skip_runtimes:
+        runtimes_section(args.runtimes_preset, args.runtimes_model, "640x360", rounds, threads, not args.no_compile)
     runners = presets_section(presets, sizes, rounds, device, sgemm, not args.no_compile)
     clip = args.clip or default_clip()
     e2e_key = next((key for key in runners if key[0] == "paper"), next(iter(runners), None))

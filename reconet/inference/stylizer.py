@@ -368,37 +368,82 @@ class TorchStylizer(Stylizer):
         self._use(networks[PRECISIONS[self.precision_choice.name]])
 
     def _setup_int8(self, batch: torch.Tensor) -> None:
-        """First batch with int8 pending: quantize on it (and bundled photos), then use int8 --
-        asked for explicitly, or in auto when it meets :data:`INT8_MIN_PSNR` dB against the float
-        network chosen so far and is faster than it, both compiled (int8 only pays compiled);
-        the choice is cached per machine, weights and shape like the float one."""
-        mode, self._int8 = self._int8, None
-        key = precision_key(self._source, tuple(batch.shape)) + "|int8"
-        cache = TuningCache.default()
-        float_name = "fp32" if self.dtype == torch.float32 else _PRECISION_NAMES[self.dtype]
-        cached = cache.get(key) if cache is not None and mode == "auto" else None
-        if mode == "auto" and (cached == float_name or (cached is None and not self.tune)):
-            self._use(_Network(self.model, self.dtype, self.memory_format, self.accelerated))
-            return
+        """``--precision int8``: quantize on the first batch (and bundled photos) and use it."""
+        self._int8 = None
         int8 = quantize_int8(self._source.cpu(), calibration_frames(batch.cpu()))
-        if mode == "auto" and cached != "int8":
-            x = batch.to(dtype=self.dtype, memory_format=self.memory_format)
-            self._run(x)
-            self._run(x)  # the float network compiled too, before anything is timed
-            self.precision_choice = choose_fastest(
-                {float_name: lambda: self._run(x).float(), "int8": lambda: int8(batch)},
-                reference=float_name,
-                parity=lambda expected, got: (value := psnr(expected, got), value >= INT8_MIN_PSNR),
-                key=key,
-                cache=cache,
-            )
-            if self.precision_choice.name != "int8":
-                self._use(_Network(self.model, self.dtype, self.memory_format, self.accelerated))
-                return
-        elif mode == "auto":
-            self.precision_choice = Choice("int8", "cached")
         self._precompiled, self.compile, self._compiled = True, False, None
         self._use(_Network(int8, torch.float32, torch.contiguous_format, False))
+
+    def _choose_compiled(self, batch: torch.Tensor) -> None:
+        """``auto`` for a compiled job: every candidate (fp32 with tuned kernels, bf16 on a
+        native-bf16 CPU, int8 on a CPU with int8 units and the [int8] extra) is measured as it
+        will run, compiled, since compiling changes the ranking (fast preset at 640x360 on an
+        AMX Xeon: bf16 is slower than tuned fp32 eager, twice as fast compiled). The fastest that
+        meets its bar against fp32 (:data:`AUTO_MIN_PSNR` for bf16, :data:`INT8_MIN_PSNR` for
+        int8) is kept, compiled, and the choice is cached per machine, weights and shape."""
+        int8_candidate, self._int8 = self._int8 == "auto", None
+        names = ["fp32", *(_PRECISION_NAMES[d] for d in self._auto_choices)] + (["int8"] if int8_candidate else [])
+        self._auto_choices = ()
+        key = precision_key(self._source, tuple(batch.shape)) + "|compiled"
+        cache = TuningCache.default()
+        cached = cache.get(key) if cache is not None else None
+        if cached in names:
+            names = [cached]
+        elif not self.tune:
+            names = ["fp32"]
+
+        def network(name: str) -> _Network:
+            if name == "int8":
+                int8 = quantize_int8(self._source.cpu(), calibration_frames(batch.cpu()))
+                return _Network(int8, torch.float32, torch.contiguous_format, False)
+            if name == "fp32":
+                return _Network(self.model, self.dtype, self.memory_format, self.accelerated)
+            return self._build(PRECISIONS[name])
+
+        def compiled(candidate: _Network) -> Callable[[torch.Tensor], torch.Tensor]:
+            if isinstance(candidate.model, Int8Network):
+                return candidate.model  # compiled by quantize_int8
+            x = batch.to(dtype=candidate.dtype, memory_format=candidate.memory_format)
+            candidate.model(x)  # eager first: tunes the kernels at this shape
+            if candidate.accelerated:
+                from reconet.inference.accelerate import freeze
+
+                freeze(candidate.model)
+            runner = _compile(candidate.model)
+            return lambda frames: runner(frames.to(dtype=candidate.dtype, memory_format=candidate.memory_format))
+
+        networks = {name: network(name) for name in names}
+        runners = {name: compiled(candidate) for name, candidate in networks.items()}
+        if len(names) > 1:
+            bars = {"bf16": AUTO_MIN_PSNR, "int8": INT8_MIN_PSNR}
+            measured: dict[str, Callable[[], torch.Tensor]] = {}
+            for name, runner in runners.items():
+                runner(batch)  # compile now: choose_fastest's one warm-up call must not pay it
+                measured[name] = lambda r=runner: r(batch).float()
+            last = {"name": names[0]}
+
+            def parity(expected: torch.Tensor, got: torch.Tensor) -> tuple[float, bool]:
+                value = psnr(expected, got)
+                return value, value >= bars.get(last["name"], 0.0)
+
+            def timed(name: str) -> Callable[[], torch.Tensor]:
+                def run() -> torch.Tensor:
+                    last["name"] = name
+                    return measured[name]()
+
+                return run
+
+            self.precision_choice = choose_fastest(
+                {name: timed(name) for name in names}, reference="fp32", parity=parity, key=key, cache=cache
+            )
+        else:
+            self.precision_choice = Choice(names[0], "cached" if cached == names[0] else "not measured")
+        chosen = self.precision_choice.name
+        if chosen == "int8":
+            self._precompiled, self.compile, self._compiled = True, False, None
+        else:
+            self._compiled, self._compiled_shape = runners[chosen], batch.shape
+        self._use(networks[chosen])
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
         if self.tile is not None:
@@ -436,9 +481,11 @@ class TorchStylizer(Stylizer):
     @torch.inference_mode()
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         self._check(batch)
+        if self.compile and self._compiled is None and (self._auto_choices or self._int8 == "auto"):
+            self._choose_compiled(batch)
         if self._auto_choices:
             self._choose_precision(batch)
-        if self._int8 is not None:
+        if self._int8 == "explicit":
             self._setup_int8(batch)
         x = batch.to(self.device, non_blocking=True).to(dtype=self.dtype, memory_format=self.memory_format)
         try:
