@@ -76,6 +76,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip-variants", action="store_true", help="skip section 1")
     parser.add_argument("--skip-runtimes", action="store_true", help="skip section 2b (runtimes side by side)")
     parser.add_argument("--runtimes-preset", default="fast", help="network of section 2b (default: fast)")
+    parser.add_argument("--runtimes-size", default="640x360", help="WxH of section 2b (default: 640x360)")
     parser.add_argument(
         "--runtimes-model",
         default=None,
@@ -438,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cpu" and not args.skip_variants:
         variants_section(rounds, sgemm, threads, not args.no_compile, args.variants_preset, args.variants_size)
     if device.type == "cpu" and not args.skip_runtimes:
-        runtimes_section(args.runtimes_preset, args.runtimes_model, "640x360", rounds, threads, not args.no_compile)
+        runtimes_section(args.runtimes_preset, args.runtimes_model, args.runtimes_size, rounds, threads, not args.no_compile)
     runners = presets_section(presets, sizes, rounds, device, sgemm, not args.no_compile)
     clip = args.clip or default_clip()
     e2e_key = next((key for key in runners if key[0] == "paper"), next(iter(runners), None))

@@ -352,7 +352,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.output is not None:
         kind = media.output_kind(args.output)
         media.check_destination(Path(args.output), overwrite=args.overwrite, folder=kind == "folder")
-    source = media.open_frames(args.input, size=size, max_frames=args.max_frames)
+    # A camera: a capture thread keeps only its newest frame (drop frames rather than lag).
+    source = media.open_frames(args.input, size=size, max_frames=args.max_frames, latest_only=webcam)
     with source:
         pipeline.check_frame_size(source)  # before a model is loaded or an output opened
         stylizer = load(
@@ -362,7 +363,8 @@ def _run(args: argparse.Namespace) -> int:
             precision="fp32" if args.fp32 else args.precision,
             compile=args.compile,
             threads=args.threads,
-            expected_frames=source.frames_hint,
+            # a live stream without --max-frames is long: compile it like a long video
+            expected_frames=source.frames_hint if source.frames_hint is not None or not webcam else pipeline.LIVE_EXPECTED_FRAMES,
             style=args.model_style,
             strength=args.strength,
         )
@@ -373,7 +375,9 @@ def _run(args: argparse.Namespace) -> int:
         preview = pipeline.OpenCVPreview() if args.preview else None
         start = time.perf_counter()
         try:
-            if args.output is None:
+            if args.output is None and webcam and args.batch_size is None:
+                stats = pipeline.run_live(source, stylizer, None, progress=not args.no_progress, preview=preview)
+            elif args.output is None:
                 stats = pipeline.run(
                     source, stylizer, None, batch_size=batch_size, progress=not args.no_progress, preview=preview
                 )
@@ -389,14 +393,17 @@ def _run(args: argparse.Namespace) -> int:
                 )
                 with writer:
                     try:
-                        stats = pipeline.run(
-                            source,
-                            stylizer,
-                            writer,
-                            batch_size=batch_size,
-                            progress=not args.no_progress,
-                            preview=preview,
-                        )
+                        if webcam and args.batch_size is None:
+                            stats = pipeline.run_live(source, stylizer, writer, progress=not args.no_progress, preview=preview)
+                        else:
+                            stats = pipeline.run(
+                                source,
+                                stylizer,
+                                writer,
+                                batch_size=batch_size,
+                                progress=not args.no_progress,
+                                preview=preview,
+                            )
                     except KeyboardInterrupt:
                         if not webcam:
                             raise

@@ -30,7 +30,7 @@ import torch
 
 from reconet.image import tensor_to_uint8, uint8_to_tensor
 from reconet.media import Frame, FrameSource, FrameWriter, MediaError, VideoWriter
-from reconet.inference.stylizer import Stylizer
+from reconet.inference.stylizer import COMPILE_MIN_FRAMES, Stylizer
 from reconet.models.reconet import MIN_INPUT_SIZE
 
 _END = object()
@@ -173,6 +173,25 @@ def check_frame_size(source: FrameSource) -> None:
             f"{source.name}: frames are {width}x{height} pixels; reconet needs at least "
             f"{MIN_INPUT_SIZE}x{MIN_INPUT_SIZE} (enlarge them with --size or --scale)"
         )
+
+
+# What a live stream without a frame limit counts as for load(expected_frames=...): long enough
+# to compile (and, in auto, to measure the compiled precisions), which a camera repays in seconds.
+LIVE_EXPECTED_FRAMES = COMPILE_MIN_FRAMES
+
+
+def run_live(
+    source: FrameSource,
+    stylizer: Stylizer | Callable[[torch.Tensor], torch.Tensor],
+    writer: FrameWriter | None = None,
+    *,
+    progress: bool = True,
+    preview: Preview | None = None,
+) -> RunStats:
+    """:func:`run` for a camera opened with ``latest_only`` (reconet-stylize webcam:N): one
+    frame per model call and queues of one frame, so a frame shown is at most two frames older
+    than the camera's newest (one queued, one in the model); the capture thread drops the rest."""
+    return run(source, stylizer, writer, batch_size=1, progress=progress, preview=preview, queue_batches=1)
 
 
 def run(

@@ -60,7 +60,7 @@ def calibration_frames(frames: torch.Tensor, photos: int = CALIBRATION_PHOTOS) -
     """(1, 3, H, W) calibration inputs: each of ``frames`` (B, 3, H, W) and ``photos`` bundled
     photos, resized (antialiased) and centre-cropped to cover H x W."""
     height, width = frames.shape[-2:]
-    inputs = [frame[None].float() for frame in frames]
+    inputs = [frame[None].float().contiguous() for frame in frames]
     from reconet.image import load_image
 
     for path in sorted(glob.glob(os.path.join(asset_path("photos"), "*.jpg")))[:photos]:
@@ -91,9 +91,10 @@ class Int8Network(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         runner = self._compiled if tuple(x.shape[1:]) == self.shape[1:] else self.graph
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            x = x.float().contiguous()  # the layout it was compiled for
             if x.shape[0] == 1:
-                return runner(x.float()).float()
-            return torch.cat([runner(frame[None].float()).float() for frame in x])  # compiled for batch 1
+                return runner(x).float()
+            return torch.cat([runner(frame[None]).float() for frame in x])  # compiled for batch 1
 
 
 def quantize_int8(model: ReCoNet, frames: Sequence[torch.Tensor], bf16: bool | None = None) -> Int8Network:

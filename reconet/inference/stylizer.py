@@ -381,6 +381,7 @@ class TorchStylizer(Stylizer):
         AMX Xeon: bf16 is slower than tuned fp32 eager, twice as fast compiled). The fastest that
         meets its bar against fp32 (:data:`AUTO_MIN_PSNR` for bf16, :data:`INT8_MIN_PSNR` for
         int8) is kept, compiled, and the choice is cached per machine, weights and shape."""
+        batch = batch.contiguous()  # the layout every later batch has (see __call__)
         int8_candidate, self._int8 = self._int8 == "auto", None
         names = ["fp32", *(_PRECISION_NAMES[d] for d in self._auto_choices)] + (["int8"] if int8_candidate else [])
         self._auto_choices = ()
@@ -478,7 +479,10 @@ class TorchStylizer(Stylizer):
             self.info.compiled = False
             return self.model(x)[:count]
 
-    @torch.inference_mode()
+    # no_grad, not inference_mode: under inference_mode a batch the caller made is a normal
+    # tensor and one made here an inference tensor, and compiled graphs recompile (seconds)
+    # between the two kinds; under no_grad every batch is the same kind.
+    @torch.no_grad()
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         self._check(batch)
         if self.compile and self._compiled is None and (self._auto_choices or self._int8 == "auto"):
@@ -487,7 +491,10 @@ class TorchStylizer(Stylizer):
             self._choose_precision(batch)
         if self._int8 == "explicit":
             self._setup_int8(batch)
-        x = batch.to(self.device, non_blocking=True).to(dtype=self.dtype, memory_format=self.memory_format)
+        # contiguous() in the network's layout, not to(memory_format=...): the latter keeps a
+        # permuted (H, W, C) view as it is when the dtype already matches, and a compiled network
+        # recompiles (seconds) for every new stride pattern it is handed.
+        x = batch.to(self.device, non_blocking=True).to(dtype=self.dtype).contiguous(memory_format=self.memory_format)
         try:
             y = self._run(x)
         except (torch.OutOfMemoryError, RuntimeError) as error:

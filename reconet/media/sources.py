@@ -8,6 +8,7 @@ through :func:`reconet.image.uint8_to_tensor`, the package's one conversion poin
 from __future__ import annotations
 
 import re
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -307,6 +308,12 @@ class WebcamSource(FrameSource):
     inject a fake). Frames are timestamped with the wall clock, so a recording plays at the
     speed it was captured even when stylization is slower than the camera. The stream ends
     when the camera stops delivering, after ``max_frames``, or on :meth:`stop`.
+
+    ``latest_only`` (what reconet-stylize uses for a camera): a capture thread reads the camera
+    at its own rate and keeps only the newest frame; :meth:`frames` yields the newest one not
+    yet yielded, so a consumer slower than the camera drops frames instead of falling behind
+    (a camera's driver queue would otherwise hand out ever older frames). :attr:`dropped`
+    counts the frames skipped. Without it every frame is read in turn (fakes and tests).
     """
 
     kind = "webcam"
@@ -317,7 +324,10 @@ class WebcamSource(FrameSource):
         size: SizeSpec | None = None,
         max_frames: int | None = None,
         capture_factory: CaptureFactory | None = None,
+        latest_only: bool = False,
     ):
+        self.latest_only = latest_only
+        self.dropped = 0
         factory = capture_factory or _opencv_capture
         self._capture = factory(index)
         opened = getattr(self._capture, "isOpened", lambda: True)()
@@ -351,6 +361,9 @@ class WebcamSource(FrameSource):
         return np.ascontiguousarray(image[:, :, ::-1])
 
     def frames(self) -> Iterator[Frame]:
+        if self.latest_only:
+            yield from self._latest_frames()
+            return
         start = time.monotonic()
         index = 0
         image: np.ndarray | None = self._first
@@ -368,6 +381,54 @@ class WebcamSource(FrameSource):
             image = None
             index += 1
         self.num_frames = index
+
+    def _latest_frames(self) -> Iterator[Frame]:
+        """:meth:`frames` with a capture thread that keeps only the newest frame."""
+        start = time.monotonic()
+        newest = threading.Condition()
+        state: dict[str, Any] = {"image": self._first, "time": 0.0, "count": 1, "done": False, "error": None}
+
+        def capture() -> None:
+            try:
+                while not self._stop and not state["done"]:
+                    ok, raw = self._capture.read()  # blocks until the camera's next frame
+                    if not ok or raw is None:
+                        break
+                    image, now = self._bgr_to_rgb(raw), time.monotonic() - start
+                    with newest:
+                        state.update(image=image, time=now, count=state["count"] + 1)
+                        newest.notify()
+            except BaseException as error:  # re-raised by the consumer
+                state["error"] = error
+            finally:
+                with newest:
+                    state["done"] = True
+                    newest.notify()
+
+        thread = threading.Thread(target=capture, name="reconet-camera", daemon=True)
+        thread.start()
+        taken = 0  # frames the capture had delivered when we last took one
+        index = 0
+        try:
+            while not self._stop:
+                if self.max_frames is not None and index >= self.max_frames:
+                    self.truncated = True
+                    break
+                with newest:
+                    while state["count"] == taken and not state["done"] and not self._stop:
+                        newest.wait(timeout=0.1)
+                    if state["count"] == taken:
+                        break  # the camera stopped (or stop() was called) with nothing new
+                    self.dropped += state["count"] - taken - 1
+                    taken, image, when = state["count"], state["image"], state["time"]
+                yield Frame(index, resize_uint8(image, self.size), Fraction(round(when * 1000), 1000))
+                index += 1
+            if state["error"] is not None:
+                raise state["error"]
+        finally:
+            state["done"] = True
+            thread.join(timeout=2.0)
+            self.num_frames = index
 
     def _release(self) -> None:
         release = getattr(self._capture, "release", None)
@@ -388,8 +449,10 @@ def open_frames(
     size: SizeSpec | None = None,
     max_frames: int | None = None,
     capture_factory: CaptureFactory | None = None,
+    latest_only: bool = False,
 ) -> FrameSource:
     """Open a frame source: ``webcam:N``, a folder of frames, an image file or a video file.
+    ``latest_only`` applies to webcams (see :class:`WebcamSource`).
 
     Raises FileNotFoundError for a missing path and :class:`MediaError` for a file that is
     not a usable image or video.
@@ -400,7 +463,7 @@ def open_frames(
         index_text = str(spec)[len(WEBCAM_PREFIX) :]
         if not index_text.isdigit():
             raise MediaError(f"webcam spec must be {WEBCAM_PREFIX}N with a camera number, got {spec!r}")
-        return WebcamSource(int(index_text), size, max_frames, capture_factory)
+        return WebcamSource(int(index_text), size, max_frames, capture_factory, latest_only)
     path = Path(spec)
     if not path.exists():
         raise FileNotFoundError(f"input not found: {path}")

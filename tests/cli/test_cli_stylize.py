@@ -160,6 +160,9 @@ def test_folder_to_folder_and_folder_to_video(sample_data: Path, tiny_model: Pat
 
 
 class FakeCapture:
+    """A camera with a 30 fps frame clock (read() blocks until the next frame, like a driver):
+    reconet-stylize reads cameras in a capture thread that keeps only the newest frame."""
+
     def __init__(self, count: int):
         self.count, self.reads = count, 0
 
@@ -169,6 +172,7 @@ class FakeCapture:
     def read(self) -> tuple[bool, np.ndarray | None]:
         if self.reads >= self.count:
             return False, None
+        time.sleep(1 / 30)
         self.reads += 1
         return True, np.full((24, 32, 3), 7 * self.reads, np.uint8)
 

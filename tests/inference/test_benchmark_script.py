@@ -39,6 +39,7 @@ def test_benchmark_smoke(videos_dir: Path) -> None:
         "--rounds", "1",
         "--threads", "1",
         "--skip-variants",
+        "--skip-runtimes",
         "--no-compile",
         "--clip", str(videos_dir / "imageio_newtonscradle.gif"),
         "--e2e-frames", "2",
@@ -67,7 +68,7 @@ def test_the_variants_section_names_every_precision_and_the_auto_choice(native: 
     command = [
         sys.executable, str(ROOT / "scripts" / "benchmark.py"),
         "--presets", "tiny", "--sizes", "64x48", "--rounds", "1", "--threads", "1", "--no-compile",
-        "--variants-preset", "tiny", "--variants-size", "64x48", "--skip-e2e",
+        "--variants-preset", "tiny", "--variants-size", "64x48", "--skip-e2e", "--skip-runtimes",
     ]  # fmt: skip
     env = {**os.environ, "RECONET_NATIVE_BF16": native}
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
@@ -81,6 +82,35 @@ def test_the_variants_section_names_every_precision_and_the_auto_choice(native: 
     else:
         assert "auto chose float32: nothing to choose (bf16 not native here)" in out, out
         assert "bf16 emulated (forced by RECONET_NATIVE_BF16=0)" in out
+
+
+def test_the_runtimes_section_puts_reconet_beside_onnx_runtime_and_openvino() -> None:
+    """Section 2b: reconet's fp32, bf16 and int8 rows next to ONNX Runtime fp32 and int8 (the
+    CI installs the [onnx] and [int8] extras) and OpenVINO where installed, each with its PSNR
+    against fp32 and its efficiency against the three measured matrix rates."""
+    command = [
+        sys.executable, str(ROOT / "scripts" / "benchmark.py"),
+        "--presets", "fast", "--sizes", "64x48", "--rounds", "1", "--threads", "1", "--no-compile",
+        "--skip-variants", "--skip-e2e", "--runtimes-size", "64x48",
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert re.search(r"2b\. Runtimes side by side: fast \(.+\) at 64x48, batch 1, [\d.]+ GFLOP/frame", out), out
+    assert re.search(r"matrix multiply \(2048\^3, best of 3\): fp32 \d+ GFLOP/s, bf16 \d+ GFLOP/s, int8 \d+ GOP/s", out), out
+    rows = ["reconet fp32 (tuned + compile)", "reconet bf16 (compile)", "reconet int8 (compiled)", "ONNX Runtime fp32",
+            "ONNX Runtime int8 (QDQ)"]  # fmt: skip
+    try:
+        import openvino  # noqa: F401
+
+        rows += ["OpenVINO fp32", "OpenVINO int8 (QDQ)"]
+    except ImportError:
+        assert "(OpenVINO rows: pip install openvino)" in out
+    for name in rows:
+        row = re.search(rf"^\s+{re.escape(name)}\s+[\d.]+\s+[\d.]+\s+(exact|[\d.]+ dB)\s+\d+%\s+\d+%\s+\d+%$", out, re.M)
+        assert row, (name, out)
+    fp32 = re.search(r"reconet fp32 \(tuned \+ compile\)\s+[\d.]+\s+[\d.]+\s+(\S+)", out)
+    assert fp32.group(1) == "exact" or float(fp32.group(1)) > 60  # the reference against itself
 
 
 def test_matrix_rates_are_measured_in_fp32_and_bf16() -> None:

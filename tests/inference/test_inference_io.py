@@ -6,6 +6,7 @@ measured here with plain PyAV demuxing/decoding, never from reconet's reader.
 
 from __future__ import annotations
 
+import time
 import warnings
 from fractions import Fraction
 from pathlib import Path
@@ -504,3 +505,64 @@ def test_destination_that_appears_while_writing_keeps_both_files(tmp_path: Path)
     kept = [p for p in tmp_path.iterdir() if p.name.startswith("out.new-")]
     assert len(kept) == 1 and Image.open(kept[0]).size == (8, 8)
     assert no_partials(tmp_path)
+
+
+class TimedCapture(FakeCapture):
+    """A camera with a frame clock: read() blocks until the next frame is due, like a driver."""
+
+    def __init__(self, count: int, fps: float):
+        super().__init__(count)
+        self.period, self.next_due = 1.0 / fps, None
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        now = time.monotonic()
+        self.next_due = (self.next_due or now) + self.period
+        time.sleep(max(0.0, self.next_due - now))
+        if self.reads >= self.count:
+            return False, None
+        image = np.zeros((self.size[1], self.size[0], 3), np.uint8)
+        image[:, :, 0] = self.reads  # the frame number in blue (BGR), up to 255
+        self.reads += 1
+        return True, image
+
+
+def test_a_live_camera_drops_frames_rather_than_falling_behind() -> None:
+    source = media.open_frames("webcam:0", capture_factory=lambda index: TimedCapture(60, fps=100), latest_only=True)
+    seen = []
+    for frame in source.frames():  # a consumer four times slower than the camera
+        seen.append(int(frame.image[0, 0, 2]))
+        time.sleep(0.04)
+    source.close()
+    assert seen == sorted(seen) and len(set(seen)) == len(seen)  # newest first, never a repeat
+    assert source.dropped > 0 and source.dropped + len(seen) <= 60
+    assert len(seen) < 40 and seen[-1] >= 55  # it kept up with the camera, to (nearly) its last frame
+
+
+def test_a_live_camera_with_a_fast_consumer_keeps_every_frame() -> None:
+    source = media.open_frames("webcam:0", capture_factory=lambda index: TimedCapture(20, fps=20), latest_only=True)
+    seen = [int(frame.image[0, 0, 2]) for frame in source.frames()]
+    source.close()
+    assert seen == list(range(20)) and source.dropped == 0
+
+
+def test_a_live_camera_error_reaches_the_consumer() -> None:
+    class Broken(FakeCapture):
+        def read(self):
+            ok, image = super().read()
+            return (ok, image.astype(np.float32)) if self.reads > 3 else (ok, image)
+
+    source = media.open_frames("webcam:0", capture_factory=lambda index: Broken(10), latest_only=True)
+    with pytest.raises(media.MediaError, match="float32 array"):
+        for _ in source.frames():
+            time.sleep(0.01)
+    source.close()
+
+
+def test_a_live_recording_through_run_live(tmp_path: Path, probe) -> None:
+    from reconet.inference.pipeline import run_live
+
+    source = media.open_frames("webcam:0", capture_factory=lambda index: TimedCapture(30, fps=60), max_frames=12, latest_only=True)
+    dest = tmp_path / "live.mp4"
+    with media.open_writer(dest, source) as writer:
+        stats = run_live(source, identity, writer, progress=False)
+    assert stats.frames == 12 and probe(dest)["frames"] == 12
