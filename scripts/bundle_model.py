@@ -10,8 +10,9 @@ training size, steps, data and the exact command. Measured numbers are added by
 ``scripts/measure_pretrained.py``; an existing entry keeps them only if the weights did not
 change.
 
-A multi-style network (``experiment=multistyle``) is bundled whole, without a styles.json entry
-(its styles are chosen with ``--style``, docs/pretrained.md):
+A multi-style network (``experiment=multistyle``) or a distilled one (``experiment=distill``) is
+bundled whole, without a styles.json entry (its styles are chosen with ``--model NAME --style``,
+docs/pretrained.md):
 
     python scripts/bundle_model.py RUN_DIR multistyle --artifact RUN_DIR/checkpoints/stylizer-last.pt \
         --measured outputs/multistyle.json --data "..."
@@ -62,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("name")
     parser.add_argument("--data", default=DEFAULT_DATA, help="training data, as the model card states it")
     parser.add_argument("--artifact", type=Path, help="the artifact to bundle (default RUN_DIR/stylizer.pt)")
-    parser.add_argument("--measured", type=Path, help="multi-style: scripts/measure_multistyle.py's JSON")
+    parser.add_argument(
+        "--measured", type=Path, help="multi-style or distilled: scripts/measure_multistyle.py's or measure_distilled.py's JSON"
+    )
     parser.add_argument("--command", help="the training command as the model card states it (default: the run's overrides)")
     parser.add_argument(
         "--init-from",
@@ -85,9 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         "data": args.data,
         "command": command,
     }
-    if network.num_styles > 1:
+    distilled = any(isinstance(row, dict) and row.get("distilled_from") for row in meta.get("styles") or [])
+    if network.num_styles > 1 or distilled:  # a network chosen by name (--model NAME --style ...)
         measured = json.loads(args.measured.read_text())["styles"] if args.measured else {}
-        card_meta["style"] = None
+        card_meta["style"] = None if network.num_styles > 1 else meta["styles"][0]["name"]
         started = {"init_from": args.init_from} if args.init_from else {}
         card_meta["styles"] = [{**row, **started, "measured": measured.get(row["name"], {})} for row in meta["styles"]]
         save_artifact(destination, network, card_meta, dtype=torch.float16)

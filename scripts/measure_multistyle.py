@@ -42,6 +42,18 @@ def run_evaluate(arguments: list[str], report: Path) -> dict:
     return json.loads(report.read_text())
 
 
+def evaluation_datasets(sintel: Path, davis: Path | None) -> dict[str, list[str]]:
+    """reconet-evaluate's data arguments per dataset: Sintel (clean, half size) and, with
+    ``davis``, the four DAVIS clips (16 frames each, half size, DIS flow)."""
+    datasets = {"sintel": ["--root", str(sintel), "--pass", "clean", "--scale", SCALE]}
+    if davis is not None:
+        datasets["davis"] = [
+            *[arg for clip in DAVIS_CLIPS for arg in ("--video", str(davis / clip))],
+            "--max-frames", str(DAVIS_FRAMES), "--scale", SCALE, "--flow", "dis",
+        ]  # fmt: skip
+    return datasets
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model", type=Path, help="multi-style artifact")
@@ -67,12 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     network, meta = load_stylizer(args.model)
     rows = {row["name"]: row for row in style_table(meta, network.num_styles)}
     bundled = {style.name for style in list_styles()}
-    datasets = {"sintel": ["--root", str(args.sintel), "--pass", "clean", "--scale", SCALE]}
-    if args.davis is not None:
-        datasets["davis"] = [
-            *[arg for clip in DAVIS_CLIPS for arg in ("--video", str(args.davis / clip))],
-            "--max-frames", str(DAVIS_FRAMES), "--scale", SCALE, "--flow", "dis",
-        ]  # fmt: skip
+    datasets = evaluation_datasets(args.sintel, args.davis)
     results: dict[str, dict] = {}
     print(f"{'style':32s} {'model':8s} {'dataset':7s} {'style/input':>11s} {'structure':>9s} {'E/input':>8s}")
     with tempfile.TemporaryDirectory() as scratch:
