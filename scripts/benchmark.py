@@ -234,7 +234,7 @@ def runtimes_section(
 
     width, height = SIZES.get(size) or tuple(int(v) for v in size.lower().split("x"))
     source = "random weights"
-    path = Path(model_path) if model_path else bundled_network_path(preset)
+    path = (bundled_network_path(model_path) or Path(model_path)) if model_path else bundled_network_path(preset)
     if path is not None and path.is_file():
         model, _ = load_stylizer(path)
         model = model.for_style(0) if model.num_styles > 1 else model

@@ -93,7 +93,11 @@ def main(argv: list[str] | None = None) -> int:
         measured = json.loads(args.measured.read_text())["styles"] if args.measured else {}
         card_meta["style"] = None if network.num_styles > 1 else meta["styles"][0]["name"]
         started = {"init_from": args.init_from} if args.init_from else {}
-        card_meta["styles"] = [{**row, **started, "measured": measured.get(row["name"], {})} for row in meta["styles"]]
+        rows = meta["styles"]
+        if distilled:  # runs before the teacher's training facts were left out of the student's rows
+            keep = ("name", "style_image", "style_sha256", "style_size", "global_step", "distilled_from", "teacher_row")
+            rows = [{k: row[k] for k in keep if k in row} for row in rows]
+        card_meta["styles"] = [{**row, **started, "measured": measured.get(row["name"], {})} for row in rows]
         save_artifact(destination, network, card_meta, dtype=torch.float16)
         size = destination.stat().st_size
         print(f"wrote {destination} ({size / 1e6:.2f} MB, {network.num_styles} styles, step {meta['global_step']})", file=sys.stderr)

@@ -76,7 +76,7 @@ def pretrained_path(name: str) -> Path:
 
 # Bundled multi-style networks, by name (reconet/assets/models/<name>.pt): their styles are
 # chosen with --style (docs/pretrained.md), so they are not rows of styles.json.
-BUNDLED_NETWORKS = ("multistyle",)
+BUNDLED_NETWORKS = ("multistyle", "fast")
 
 
 def bundled_network_path(name: str) -> Path | None:

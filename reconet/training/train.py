@@ -100,7 +100,13 @@ def build_distillation(cfg: DictConfig) -> tuple[torch.nn.Module, list[dict[str,
             raise ConfigError(f"teacher_styles: {unknown or wanted} not among the teacher's styles {names}")
         rows = [names.index(name) for name in wanted]
     source = Path(str(teacher_name)).name
-    student_table = [{**table[row], "distilled_from": source, "teacher_row": row} for row in rows]
+    # The painting's identity comes from the teacher's row; its training facts (steps, scale,
+    # init_from, measurements) are the teacher's, not the student's, and stay behind.
+    painting_keys = ("name", "style_image", "style_sha256", "style_size")
+    student_table = [
+        {**{k: table[row][k] for k in painting_keys if k in table[row]}, "distilled_from": source, "teacher_row": row}
+        for row in rows
+    ]
     with stage("loss"):
         objective = DistillationLoss(
             teacher,

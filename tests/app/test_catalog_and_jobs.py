@@ -24,8 +24,9 @@ def test_catalog_lists_bundled_networks_styles_and_your_models(tmp_path: Path) -
     (tmp_path / ".partial.pt").write_bytes(b"a copy in progress")
     catalog = build_catalog(tmp_path)
     labels = list(catalog.models)
-    assert labels[0] == "multistyle"
-    assert labels[1 : 1 + len(list_styles())] == [style.name for style in list_styles()]
+    assert labels[:2] == ["multistyle", "fast"]  # the bundled networks, then the six single styles
+    assert labels[2 : 2 + len(list_styles())] == [style.name for style in list_styles()]
+    assert list(catalog.models["fast"].styles) == ["candy"]
     assert labels[-1] == "my_candy.pt" and catalog.models["my_candy.pt"].origin == "yours"
     assert catalog.models["multistyle"].multi_style and len(catalog.models["multistyle"].styles) >= 10
     assert not catalog.models["candy"].multi_style
