@@ -89,7 +89,8 @@ class Int8Network(nn.Module):
         self.shape = tuple(shape)  # the (1, 3, H, W) it was compiled for
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        runner = self._compiled if tuple(x.shape[1:]) == self.shape[1:] else self.graph
+        compiled = self._compiled is not None and tuple(x.shape[1:]) == self.shape[1:]
+        runner = self._compiled if compiled else self.graph
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
             x = x.float().contiguous()  # the layout it was compiled for
             if x.shape[0] == 1:
@@ -133,8 +134,17 @@ def quantize_int8(model: ReCoNet, frames: Sequence[torch.Tensor], bf16: bool | N
 
     compiled = torch.compile(converted, dynamic=False)
     network = Int8Network(converted, compiled, bf16, example.shape)
-    with warnings.catch_warnings(), inductor_config.patch(freezing=True):
-        warnings.simplefilter("ignore")  # inductor's notes on frozen constants
-        network(example)  # compile now, at the calibration size: the first frame is not delayed later
+    try:
+        with warnings.catch_warnings(), inductor_config.patch(freezing=True):
+            warnings.simplefilter("ignore")  # inductor's notes on frozen constants
+            network(example)  # compile now, at the calibration size: the first frame is not delayed later
+    except Exception as error:  # no C compiler, ...: the quantized graph still runs, eagerly and slowly
+        if isinstance(error, torch.OutOfMemoryError):
+            raise
+        warnings.warn(
+            f"torch.compile of the int8 network failed ({type(error).__name__}); running it uncompiled (slow)",
+            stacklevel=2,
+        )
+        network._compiled = None
     return network
 

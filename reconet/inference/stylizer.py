@@ -468,16 +468,19 @@ class TorchStylizer(Stylizer):
         try:
             return self._compiled(x)[:count]
         except Exception as error:  # a compiler failure (no C compiler, ...) must not end the run
-            if isinstance(error, torch.OutOfMemoryError):
-                raise
-            warnings.warn(
-                f"torch.compile failed ({type(error).__name__}: {' '.join(str(error).split())[:160]}); "
-                "continuing without it",
-                stacklevel=3,
-            )
-            self.compile = False
-            self.info.compiled = False
+            self._without_compiling(error)
             return self.model(x)[:count]
+
+    def _without_compiling(self, error: Exception) -> None:
+        """After a compiler failure: warn once and run uncompiled from now on (re-raises OOM)."""
+        if isinstance(error, torch.OutOfMemoryError):
+            raise error
+        warnings.warn(
+            f"torch.compile failed ({type(error).__name__}: {' '.join(str(error).split())[:160]}); continuing without it",
+            stacklevel=4,
+        )
+        self.compile, self._compiled = False, None
+        self.info.compiled = False
 
     # no_grad, not inference_mode: under inference_mode a batch the caller made is a normal
     # tensor and one made here an inference tensor, and compiled graphs recompile (seconds)
@@ -486,7 +489,12 @@ class TorchStylizer(Stylizer):
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         self._check(batch)
         if self.compile and self._compiled is None and (self._auto_choices or self._int8 == "auto"):
-            self._choose_compiled(batch)
+            choices = self._auto_choices
+            try:
+                self._choose_compiled(batch)
+            except Exception as error:  # a compiler failure (no C compiler, ...) must not end the run
+                self._without_compiling(error)
+                self._int8, self._auto_choices = None, choices  # the eager float choice instead
         if self._auto_choices:
             self._choose_precision(batch)
         if self._int8 == "explicit":

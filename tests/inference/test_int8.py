@@ -10,7 +10,7 @@ import os
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import require_int8
+from conftest import force_native_bf16, require_int8
 
 from reconet.image import load_image
 from reconet.inference.precision import psnr
@@ -114,3 +114,46 @@ def test_auto_never_considers_int8_without_int8_units_or_compiling(monkeypatch):
     assert TorchStylizer(model, device="cpu", precision="auto", compile=False)._int8 is None
     if int8_unavailable(torch.device("cpu")) is None:
         assert TorchStylizer(model, device="cpu", precision="auto", compile=True)._int8 == "auto"
+
+
+def test_a_failing_compiler_leaves_auto_and_int8_working_with_a_warning(monkeypatch):
+    """auto for a compiled job measures compiled candidates; when compiling fails it warns and
+    runs the eager float choice. An int8 network whose compile fails runs its quantized graph."""
+    import reconet.inference.stylizer as st
+
+    def broken_compile(module):
+        def run(x):
+            raise RuntimeError("no C compiler")
+
+        return run
+
+    monkeypatch.setattr(st, "_compile", broken_compile)
+    force_native_bf16(monkeypatch, True)  # auto has a choice to make on every machine
+    model, _ = load_stylizer(pretrained_path("candy"))
+    frames = photos(["kodak_kodim03.jpg"])
+    stylizer = TorchStylizer(model, device="cpu", precision="auto", compile=True)
+    with pytest.warns(UserWarning, match="torch.compile failed"):
+        out = stylizer(frames)
+    assert out.shape == frames.shape and not stylizer.info.compiled
+    reference = TorchStylizer(model, device="cpu", precision="fp32")(frames)
+    assert psnr(reference, out) >= 45  # fp32 or bf16 (eager auto), never a broken result
+    assert "int8" not in str(stylizer.info)
+
+
+@pytest.mark.slow
+def test_an_int8_network_whose_compile_fails_runs_uncompiled(monkeypatch):
+    require_int8()
+
+    def broken(*args, **kwargs):
+        def run(x):
+            raise RuntimeError("no C compiler")
+
+        return run
+
+    model, _ = load_stylizer(pretrained_path("candy"))
+    frames = photos(["kodak_kodim03.jpg"])
+    monkeypatch.setattr(torch, "compile", broken)
+    with pytest.warns(UserWarning, match="running it uncompiled"):
+        network = quantize_int8(model, calibration_frames(frames))
+    with torch.no_grad():
+        assert psnr(model(frames).output, network(frames)) >= INT8_MIN_PSNR
