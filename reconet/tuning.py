@@ -34,7 +34,7 @@ import os
 import math
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -179,7 +179,7 @@ def choose_fastest(
     candidates: dict[str, Callable[[], T]],
     *,
     reference: str,
-    parity: Callable[[T, T], tuple[float, bool]],
+    parity: Callable[[T, T], tuple[float, bool]] | Mapping[str, Callable[[T, T], tuple[float, bool]]],
     key: str,
     cache: TuningCache | None,
     measure: bool = True,
@@ -192,7 +192,8 @@ def choose_fastest(
     that is still a candidate is returned without running anything. Otherwise, if ``measure``:
     every candidate runs once untimed (warm-up: first-call costs such as kernel tuning or
     oneDNN's primitive creation are not what a long job pays per call); ``parity(reference
-    result, result)`` -> (value, passed) excludes the ones that fail; the others are timed in
+    result, result)`` -> (value, passed) excludes the ones that fail (a mapping gives each
+    candidate its own bar, e.g. a looser one for int8 than for bf16); the others are timed in
     ``rounds`` interleaved rounds (A B, A B: both see the same background load), best round
     kept; the fastest wins and is cached. Without ``measure``, the reference.
     """
@@ -208,7 +209,8 @@ def choose_fastest(
     measurements = {reference: Measurement(math.inf, math.nan, True)}
     for name, run in candidates.items():
         if name != reference:
-            value, passed = parity(expected, run())
+            check = parity[name] if isinstance(parity, Mapping) else parity
+            value, passed = check(expected, run())
             measurements[name] = Measurement(math.inf, float(value), bool(passed))
     timed = [name for name, m in measurements.items() if m.passed]
     for _ in range(max(1, rounds)):

@@ -99,13 +99,11 @@ class WindowStandIn:
 def sample_frames(clip: Path | None, width: int, height: int, count: int = 60) -> list[np.ndarray]:
     """Real frames for the camera, BGR uint8 at width x height."""
     if clip is None:
-        root = os.environ.get("RECONET_SAMPLE_DATA")
-        data = Path(root) if root else Path(__file__).resolve().parents[1].parent / "shared" / "data"
-        clip = data / "videos" / "mdn_cc0_flower.mp4"
-        if not clip.is_file():
-            from reconet.resources import asset_path
+        from benchmark import default_clip  # scripts/benchmark.py: the sample data's flower clip
 
-            clip = Path(asset_path("videos/flower_cc0.mp4"))
+        from reconet.resources import asset_path
+
+        clip = default_clip() or Path(asset_path("videos/flower_cc0.mp4"))
     with media.open_frames(clip, size=media.SizeSpec(size_wh=(width, height)), max_frames=count) as source:
         return [np.ascontiguousarray(frame.image[:, :, ::-1]) for frame in source.frames()]
 

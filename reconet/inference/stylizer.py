@@ -367,12 +367,14 @@ class TorchStylizer(Stylizer):
         self._auto_choices = ()
         self._use(networks[PRECISIONS[self.precision_choice.name]])
 
-    def _setup_int8(self, batch: torch.Tensor) -> None:
-        """``--precision int8``: quantize on the first batch (and bundled photos) and use it."""
-        self._int8 = None
+    def _int8_network(self, batch: torch.Tensor) -> _Network:
+        """The network quantized on ``batch`` (and bundled photos), compiled by quantize_int8."""
         int8 = quantize_int8(self._source.cpu(), calibration_frames(batch.cpu()))
-        self._precompiled, self.compile, self._compiled = True, False, None
-        self._use(_Network(int8, torch.float32, torch.contiguous_format, False))
+        return _Network(int8, torch.float32, torch.contiguous_format, False)
+
+    def _use_int8(self, network: _Network) -> None:
+        self._precompiled, self.compile, self._compiled = True, False, None  # compiled already
+        self._use(network)
 
     def _choose_compiled(self, batch: torch.Tensor) -> None:
         """``auto`` for a compiled job: every candidate (fp32 with tuned kernels, bf16 on a
@@ -395,8 +397,7 @@ class TorchStylizer(Stylizer):
 
         def network(name: str) -> _Network:
             if name == "int8":
-                int8 = quantize_int8(self._source.cpu(), calibration_frames(batch.cpu()))
-                return _Network(int8, torch.float32, torch.contiguous_format, False)
+                return self._int8_network(batch)
             if name == "fp32":
                 return _Network(self.model, self.dtype, self.memory_format, self.accelerated)
             return self._build(PRECISIONS[name])
@@ -416,35 +417,24 @@ class TorchStylizer(Stylizer):
         networks = {name: network(name) for name in names}
         runners = {name: compiled(candidate) for name, candidate in networks.items()}
         if len(names) > 1:
-            bars = {"bf16": AUTO_MIN_PSNR, "int8": INT8_MIN_PSNR}
-            measured: dict[str, Callable[[], torch.Tensor]] = {}
-            for name, runner in runners.items():
+            for runner in runners.values():
                 runner(batch)  # compile now: choose_fastest's one warm-up call must not pay it
-                measured[name] = lambda r=runner: r(batch).float()
-            last = {"name": names[0]}
-
-            def parity(expected: torch.Tensor, got: torch.Tensor) -> tuple[float, bool]:
-                value = psnr(expected, got)
-                return value, value >= bars.get(last["name"], 0.0)
-
-            def timed(name: str) -> Callable[[], torch.Tensor]:
-                def run() -> torch.Tensor:
-                    last["name"] = name
-                    return measured[name]()
-
-                return run
-
+            bars = {"fp32": 0.0, "bf16": AUTO_MIN_PSNR, "int8": INT8_MIN_PSNR}
             self.precision_choice = choose_fastest(
-                {name: timed(name) for name in names}, reference="fp32", parity=parity, key=key, cache=cache
+                {name: lambda r=runner: r(batch).float() for name, runner in runners.items()},
+                reference="fp32",
+                parity={name: lambda a, b, bar=bars[name]: (v := psnr(a, b), v >= bar) for name in names},
+                key=key,
+                cache=cache,
             )
         else:
             self.precision_choice = Choice(names[0], "cached" if cached == names[0] else "not measured")
         chosen = self.precision_choice.name
         if chosen == "int8":
-            self._precompiled, self.compile, self._compiled = True, False, None
+            self._use_int8(networks[chosen])
         else:
             self._compiled, self._compiled_shape = runners[chosen], batch.shape
-        self._use(networks[chosen])
+            self._use(networks[chosen])
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
         if self.tile is not None:
@@ -497,8 +487,9 @@ class TorchStylizer(Stylizer):
                 self._int8, self._auto_choices = None, choices  # the eager float choice instead
         if self._auto_choices:
             self._choose_precision(batch)
-        if self._int8 == "explicit":
-            self._setup_int8(batch)
+        if self._int8 == "explicit":  # --precision int8: quantized on this first batch
+            self._int8 = None
+            self._use_int8(self._int8_network(batch))
         # contiguous() in the network's layout, not to(memory_format=...): the latter keeps a
         # permuted (H, W, C) view as it is when the dtype already matches, and a compiled network
         # recompiles (seconds) for every new stride pattern it is handed.
